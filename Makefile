@@ -1,0 +1,27 @@
+# Quickstart targets; each sets up .venv on first use.
+#   make demo   set up, then score the toy teacher and student through lm-eval
+#   make test   set up, then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+# On CPU machines this is a CPU wheel; GPU users: TORCH_SPEC="torch" (or pre-install your CUDA torch).
+TORCH_SPEC ?= torch==2.13.0
+export OMP_NUM_THREADS ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup demo test toy
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q "$(TORCH_SPEC)"
+	$(VENV)/bin/pip install -q -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/python -m suite.evaluate -m model=teacher,student
+
+toy: setup
+	$(VENV)/bin/python -m suite.toyworld.build
+
+test: setup
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/python -m pytest

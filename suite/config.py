@@ -1,0 +1,179 @@
+"""The one typed configuration every entry point receives, validated at start-up.
+
+Hydra composes ``conf/``; :func:`load_config` merges the result onto :class:`SuiteConfig` (so an
+unknown key or a value of the wrong type is an error naming the key) and runs each dataclass's
+``__post_init__`` checks (so a bad value is an error naming the key and the fix).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from suite.paths import repo_path
+
+if not OmegaConf.has_resolver("repo"):
+    OmegaConf.register_new_resolver("repo", repo_path)
+
+
+class ConfigError(ValueError):
+    """A configuration the suite refuses to run; the message names the key and the fix."""
+
+
+def _check(ok: bool, key: str, value: Any, fix: str) -> None:
+    if not ok:
+        raise ConfigError(f"bad config value {key}={value!r}: {fix}")
+
+
+@dataclass
+class TaskConfig:
+    name: str = "toy_arith"  # an lm-eval task in tasks/
+    source: str = "auto"  # auto | hub | local: where rows are read from
+    limit: Optional[int] = None  # score only the first N eval rows (smoke runs; rows record it)
+
+    def __post_init__(self) -> None:
+        from suite.data import TASKS
+
+        _check(self.name in TASKS, "task.name", self.name, f"choose one of {', '.join(TASKS)}")
+        _check(self.source in ("auto", "hub", "local"), "task.source", self.source, "use auto, hub or local")
+        _check(self.limit is None or self.limit > 0, "task.limit", self.limit, "use null or a positive integer")
+
+
+@dataclass
+class ModelConfig:
+    """A checkpoint: a local HF directory or a hub id, and how to serve it (SGLang, later issue)."""
+
+    name: str = "toy"
+    path: str = "${repo:artifacts/toy/student}"
+    dtype: str = "float32"
+    enable_thinking: bool = True  # Qwen3 chat template switch
+    tp_size: int = 1
+    mem_fraction_static: float = 0.8
+    context_length: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        _check(self.dtype in ("float32", "bfloat16", "float16"), "<model>.dtype", self.dtype,
+               "use float32 (CPU), bfloat16 or float16")
+        _check(self.tp_size >= 1, "<model>.tp_size", self.tp_size, "use a positive integer")
+        _check(0 < self.mem_fraction_static <= 1, "<model>.mem_fraction_static", self.mem_fraction_static,
+               "use a fraction in (0, 1]")
+
+
+@dataclass
+class BackendConfig:
+    """How lm-eval runs a model. ``hf`` loads it in-process with transformers."""
+
+    name: str = "hf"
+    lm_eval_model: str = "hf"
+    device: str = "cpu"
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _check(self.lm_eval_model == "hf", "backend.lm_eval_model", self.lm_eval_model,
+               "only 'hf' is wired so far (SGLang scoring is tracked in its own issue)")
+        _check(self.batch_size >= 1, "backend.batch_size", self.batch_size, "use a positive integer")
+
+
+@dataclass
+class EvalConfig:
+    """Sampling settings for scoring. temperature 0 is greedy."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off; transformers would otherwise apply top_k=50 when sampling
+    max_gen_toks: Optional[int] = None  # null = the task's own default
+    think_end_token: str = "</think>"
+
+    def __post_init__(self) -> None:
+        _check(self.temperature >= 0, "eval.temperature", self.temperature, "use 0 (greedy) or a positive number")
+        _check(0 < self.top_p <= 1, "eval.top_p", self.top_p, "use a value in (0, 1]")
+        _check(self.top_k >= 0, "eval.top_k", self.top_k, "use 0 (off) or a positive integer")
+        _check(self.max_gen_toks is None or self.max_gen_toks > 0, "eval.max_gen_toks", self.max_gen_toks,
+               "use null or a positive integer")
+
+    def gen_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"do_sample": self.temperature > 0, "temperature": self.temperature}
+        if self.temperature > 0:
+            kwargs.update(top_p=self.top_p, top_k=self.top_k)
+        if self.max_gen_toks is not None:
+            kwargs["max_gen_toks"] = self.max_gen_toks
+        return kwargs
+
+
+@dataclass
+class TrainerConfig:
+    """The tutorial's SlimeRecipe names (the OPD engine that reads them is the next issue)."""
+
+    name: str = "local"
+    num_rollout: int = 150
+    rollout_batch_size: int = 64
+    n_samples_per_prompt: int = 1
+    rollout_max_response_len: int = 64
+    rollout_temperature: float = 1.0
+    global_batch_size: int = 64
+    lr: float = 1e-3
+    save_interval: int = 50
+
+    def __post_init__(self) -> None:
+        for key in ("num_rollout", "rollout_batch_size", "n_samples_per_prompt", "rollout_max_response_len",
+                    "global_batch_size", "save_interval"):
+            _check(getattr(self, key) >= 1, f"trainer.{key}", getattr(self, key), "use a positive integer")
+        _check(self.rollout_temperature > 0, "trainer.rollout_temperature", self.rollout_temperature,
+               "on-policy sampling needs a positive temperature (1.0 samples the true policy)")
+        _check(self.lr > 0, "trainer.lr", self.lr, "use a positive learning rate")
+
+
+@dataclass
+class SuiteConfig:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    teacher: ModelConfig = field(default_factory=ModelConfig)
+    student: ModelConfig = field(default_factory=ModelConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    model: str = "student"  # what `suite.evaluate` scores: teacher | student | a checkpoint path
+    opd_kl_coef: float = 1.0
+    reward_scale: float = 1.0
+    seed: int = 0
+    results_dir: str = "${repo:results}"
+
+    def __post_init__(self) -> None:
+        _check(self.model.strip() != "", "model", self.model, "use teacher, student or a checkpoint directory")
+        _check(self.opd_kl_coef >= 0, "opd_kl_coef", self.opd_kl_coef, "use a non-negative coefficient")
+
+
+def load_config(cfg: DictConfig | dict) -> SuiteConfig:
+    """Validate a composed Hydra config into a :class:`SuiteConfig`, or raise :class:`ConfigError`."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(SuiteConfig), cfg)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except ConfigKeyError as err:
+        parent, _, leaf = (err.full_key or "").rpartition(".")
+        valid = _valid_keys(parent)
+        raise ConfigError(
+            f"unknown config key '{err.full_key}'" + f"; valid keys {f'under {parent!r}' if parent else 'at the top level'}: {', '.join(valid)}"
+            + ". Fix: correct the spelling (see suite/config.py for every key) or remove the key."
+        ) from None
+    except OmegaConfBaseException as err:
+        first_line = str(err.msg).splitlines()[0]
+        raise ConfigError(f"bad config value for '{err.full_key}': {first_line}. Fix: give a value of the right type "
+                          "(see suite/config.py).") from None
+
+
+def _valid_keys(dotted: str) -> list[str]:
+    node: Any = SuiteConfig
+    for part in filter(None, dotted.split(".")):
+        node = {f.name: f for f in fields(node)}[part].default_factory  # type: ignore[union-attr]
+    return [f.name for f in fields(node)]
+
+
+def config_hash(cfg: SuiteConfig) -> str:
+    """A short, stable hash of everything that defines a run (not where its results go)."""
+    data = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    data.pop("results_dir", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,0 +1,162 @@
+"""Score a checkpoint on a task through lm-eval; append one results row, write its samples beside it.
+
+    python -m suite.evaluate                          # toy student on toy_arith, greedy
+    python -m suite.evaluate -m model=teacher,student
+    python -m suite.evaluate model=outputs/run/ckpt task=gsm8k
+
+Baselines and OPD checkpoints go through this same path, so their numbers are comparable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import sys
+import time
+import uuid
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from suite.config import ModelConfig, SuiteConfig, config_hash, load_config
+from suite.paths import REPO_ROOT, TASKS_DIR, TOY_MODELS_DIR
+from suite.results import SCHEMA_VERSION, append_row, write_jsonl_atomic
+from suite.stats import wilson_interval
+
+EVALS_FILE = "evals.jsonl"
+
+
+def resolve_model(cfg: SuiteConfig) -> tuple[str, ModelConfig]:
+    """(role, model config) for ``cfg.model``: the teacher, the student, or a checkpoint path."""
+    if cfg.model in ("teacher", "student"):
+        return cfg.model, getattr(cfg, cfg.model)
+    path = Path(cfg.model).expanduser()
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"model={cfg.model!r}: no config.json there; pass teacher, student or an HF "
+                                "checkpoint directory (one with config.json and *.safetensors)")
+    # A checkpoint inherits the student's settings (dtype, thinking) and changes only the path.
+    return "checkpoint", ModelConfig(**{**asdict(cfg.student), "name": path.name, "path": str(path.resolve())})
+
+
+def weights_sha256(path: str) -> str | None:
+    """sha256 over the checkpoint's *.safetensors files (sorted by name); None for a hub id."""
+    files = sorted(Path(path).glob("*.safetensors"))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for f in files:
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _ensure_local_model(model: ModelConfig) -> None:
+    if Path(model.path).resolve().is_relative_to(TOY_MODELS_DIR.resolve()):
+        from suite.toyworld.build import ensure_toy_world
+
+        ensure_toy_world()
+
+
+def run_lm_eval(cfg: SuiteConfig, model: ModelConfig) -> dict:
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    model_args = {"pretrained": model.path, "dtype": model.dtype, "enable_thinking": model.enable_thinking}
+    if model.enable_thinking:
+        model_args["think_end_token"] = cfg.eval.think_end_token
+    return lm_eval.simple_evaluate(
+        model=cfg.backend.lm_eval_model,
+        model_args=model_args,
+        tasks=[cfg.task.name],
+        task_manager=TaskManager(include_path=str(TASKS_DIR), metadata={"source": cfg.task.source}),
+        batch_size=cfg.backend.batch_size,
+        device=cfg.backend.device,
+        apply_chat_template=True,
+        gen_kwargs=cfg.eval.gen_kwargs(),
+        log_samples=True,
+        limit=cfg.task.limit,
+        random_seed=cfg.seed,
+        numpy_random_seed=cfg.seed,
+        torch_random_seed=cfg.seed,
+        fewshot_random_seed=cfg.seed,
+        bootstrap_iters=0,  # intervals are computed here (Wilson), not by lm-eval's bootstrap
+    )
+
+
+def _sample_rows(samples: list[dict]) -> list[dict]:
+    rows = []
+    for s in sorted(samples, key=lambda s: s["doc_id"]):
+        response = s["filtered_resps"][0]
+        rows.append({"doc_id": s["doc_id"], "id": s["doc"]["id"], "label": s["doc"]["label"],
+                     "response": response if isinstance(response, str) else response[0],
+                     "correct": int(s["exact_match"]), "format_failure": int(s["format_failure"])})
+    return rows
+
+
+def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
+    """Score ``cfg.model`` on ``cfg.task`` through lm-eval; returns the results row it appended."""
+    role, model = resolve_model(cfg)
+    _ensure_local_model(model)
+    start = time.time()
+    out = run_lm_eval(cfg, model)
+    wall = time.time() - start
+    task = cfg.task.name
+    samples = _sample_rows(out["samples"][task])
+    n, correct = len(samples), sum(s["correct"] for s in samples)
+    failures = sum(s["format_failure"] for s in samples)
+    task_cfg = out["configs"][task]
+    row_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    results_dir = Path(cfg.results_dir)
+    samples_file = results_dir / "samples" / f"{row_id}.jsonl"
+    write_jsonl_atomic(samples_file, samples)
+    row = {
+        "schema": SCHEMA_VERSION, "row_id": row_id, "kind": "eval",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": task, "task_version": task_cfg.get("metadata", {}).get("version"), "source": cfg.task.source,
+        "limit": cfg.task.limit, "n": n, "correct": correct, "accuracy": correct / n if n else None,
+        "ci95": list(wilson_interval(correct, n)), "ci_method": "wilson",
+        "format_failures": failures, "format_failure_rate": failures / n if n else None,
+        "model": {"role": role, "name": model.name, "path": _display_path(model.path)},
+        "weights_sha256": weights_sha256(model.path),
+        "backend": asdict(cfg.backend),
+        "sampling": {**task_cfg.get("generation_kwargs", {}), **cfg.eval.gen_kwargs(),
+                     "enable_thinking": model.enable_thinking, "apply_chat_template": True},
+        "seed": cfg.seed, "config_hash": config_hash(cfg),
+        "command": command or "python -m suite.evaluate " + shlex.join(sys.argv[1:]),
+        "samples_file": os.path.relpath(samples_file, results_dir), "wall_seconds": round(wall, 1),
+        "lm_eval_version": out.get("config", {}).get("lm_eval_version") or _lm_eval_version(),
+    }
+    append_row(results_dir / EVALS_FILE, row)
+    lo, hi = row["ci95"]
+    print(f"{task} v{row['task_version']} | {model.name} | n={n} acc={row['accuracy']:.3f} "
+          f"[{lo:.3f}, {hi:.3f}] format-fail={row['format_failure_rate']:.3f} | {wall:.0f}s -> {results_dir / EVALS_FILE}")
+    return row
+
+
+def _display_path(path: str) -> str:
+    """Repo-relative for checkpoints inside the repo (rows stay valid in any clone), else as given."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else path
+
+
+def _lm_eval_version() -> str:
+    from importlib.metadata import version
+
+    return version("lm_eval")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(dict_cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = HydraConfig.get().overrides.task
+    evaluate(load_config(dict_cfg), command="python -m suite.evaluate " + shlex.join(overrides))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""What every ``tasks/*/utils.py`` wires into lm-eval: one loader, one prompt, one scorer."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from suite.data import eval_rows
+from suite.scoring import score
+
+
+def loader(task: str) -> Callable[..., dict]:
+    """An lm-eval ``custom_dataset`` for ``task``: a ``{"test": Dataset}`` of its eval rows.
+
+    lm-eval calls it with the task's metadata (and model args) as keywords; ``source`` picks
+    ``auto`` (hub when reachable, else local), ``hub`` or ``local``.
+    """
+
+    def load(source: str = "auto", **_ignored) -> dict:
+        import datasets
+
+        rows = eval_rows(task, source)
+        return {"test": datasets.Dataset.from_list([{**r, "prompt_text": r["prompt"][0]["content"]} for r in rows])}
+
+    return load
+
+
+def doc_to_text(doc: dict) -> str:
+    """The user turn; lm-eval's ``apply_chat_template`` wraps it in the model's own template."""
+    return doc["prompt_text"]
+
+
+def process_results(doc: dict, results: list[str]) -> dict[str, int]:
+    outcome = score(results[0], doc["label"])
+    return {"exact_match": int(outcome.correct), "format_failure": int(not outcome.format_ok)}

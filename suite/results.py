@@ -1,0 +1,66 @@
+"""Results rows: append-only JSON Lines that a crash or a parallel job cannot corrupt.
+
+Each row is written with one ``write`` on an ``O_APPEND`` descriptor under an exclusive lock and
+fsynced, so concurrent sweep jobs interleave whole lines and a crash loses at most the row being
+written, never one already there. Per-sample files are written to a temp name and renamed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+EVAL_ROW_KEYS = ("schema", "row_id", "kind", "task", "task_version", "n", "accuracy", "ci95", "format_failure_rate",
+                 "model", "weights_sha256", "sampling", "seed", "config_hash", "command")
+
+
+class ResultsError(ValueError):
+    """A results file the suite cannot read; the message names the file, line and fix."""
+
+
+def append_row(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(row, sort_keys=True) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Read and validate eval rows; a bad line raises naming the file and line number."""
+    if not path.exists():
+        return []
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ResultsError(f"{path}:{lineno}: not JSON ({err.msg}); move the line out of the file") from None
+        missing = [k for k in EVAL_ROW_KEYS if k not in row]
+        if missing:
+            raise ResultsError(f"{path}:{lineno}: row lacks {missing}; it was not written by this suite's schema")
+        if row["schema"] != SCHEMA_VERSION:
+            raise ResultsError(f"{path}:{lineno}: schema {row['schema']} != {SCHEMA_VERSION}; upgrade the suite")
+        rows.append(row)
+    return rows

@@ -1,0 +1,67 @@
+# Run: pytest tests/test_evaluate.py
+"""`suite.evaluate` scores through real lm-eval and writes a complete results row and its samples."""
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from suite.config import load_config
+from suite.evaluate import evaluate, weights_sha256
+from suite.paths import REPO_ROOT, TOY_MODELS_DIR
+from suite.results import EVAL_ROW_KEYS, read_rows
+
+pytestmark = pytest.mark.integration
+
+
+def _cfg(tmp_path: Path, *overrides: str):
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        return load_config(compose(config_name="evaluate", overrides=[f"results_dir={tmp_path}", *overrides]))
+
+
+@pytest.fixture(scope="module")
+def teacher_row(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("results")
+    return tmp, evaluate(_cfg(tmp, "model=teacher"), command="pytest teacher")
+
+
+def test_lm_eval_scores_the_teacher_inside_its_band(teacher_row):
+    _, row = teacher_row
+    assert row["n"] == 500 and row["task"] == "toy_arith" and row["task_version"] == 1
+    assert row["accuracy"] >= 0.85, f"teacher accuracy {row['accuracy']:.3f} below the 85% band"
+    lo, hi = row["ci95"]
+    assert lo < row["accuracy"] < hi and hi - lo < 0.08
+
+
+def test_row_records_provenance(teacher_row):
+    tmp, row = teacher_row
+    [stored] = read_rows(tmp / "evals.jsonl")
+    assert stored == json.loads(json.dumps(row, sort_keys=True))
+    assert set(EVAL_ROW_KEYS) <= set(row)
+    assert row["weights_sha256"] == weights_sha256(str(TOY_MODELS_DIR / "teacher"))
+    assert row["sampling"]["do_sample"] is False and row["sampling"]["enable_thinking"] is True
+    assert row["sampling"]["max_gen_toks"] == 96 and row["command"] == "pytest teacher"
+    assert len(row["config_hash"]) == 12 and row["seed"] == 0
+
+
+def test_samples_file_matches_the_row(teacher_row):
+    tmp, row = teacher_row
+    samples = [json.loads(line) for line in (tmp / row["samples_file"]).read_text().splitlines()]
+    assert len(samples) == row["n"]
+    assert sum(s["correct"] for s in samples) == row["correct"]
+    assert sum(s["format_failure"] for s in samples) == row["format_failures"]
+    assert all("Answer:" in s["response"] for s in samples if not s["format_failure"])
+
+
+def test_student_scores_below_teacher_on_the_same_rows(tmp_path, teacher_row):
+    row = evaluate(_cfg(tmp_path, "model=student", "task.limit=100"), command="pytest student")
+    assert row["n"] == 100 and row["limit"] == 100
+    assert row["accuracy"] < teacher_row[1]["accuracy"]
+
+
+def test_checkpoint_path_and_missing_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        evaluate(_cfg(tmp_path, f"model={tmp_path}/nowhere"))
+    row = evaluate(_cfg(tmp_path, f"model={TOY_MODELS_DIR / 'student'}", "task.limit=8"))
+    assert row["model"]["role"] == "checkpoint" and row["n"] == 8
