@@ -1,5 +1,5 @@
 # Quickstart targets; each sets up .venv on first use.
-#   make demo   set up, then score the toy teacher and student through lm-eval
+#   make demo   set up, then run the OPD sweep on the embedded default (toy world, CPU)
 #   make test   set up, then run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(VENV)/bin/python -m suite.evaluate -m model=teacher,student
+	$(VENV)/bin/python -m suite.sweep -m opd_kl_coef=0.5,1,2
 
 toy: setup
 	$(VENV)/bin/python -m suite.toyworld.build

@@ -107,7 +107,7 @@ class EvalConfig:
 
 @dataclass
 class TrainerConfig:
-    """The tutorial's SlimeRecipe names (the OPD engine that reads them is the next issue)."""
+    """The OPD recipe. The first nine names are the tutorial's SlimeRecipe fields."""
 
     name: str = "local"
     num_rollout: int = 150
@@ -118,14 +118,40 @@ class TrainerConfig:
     global_batch_size: int = 64
     lr: float = 1e-3
     save_interval: int = 50
+    opd_estimator: str = "sampled"  # sampled (slime/tinker) | full (exact reverse KL) | topk (top-K + tail)
+    advantage_mode: str = "group_norm"  # group_norm (GRPO) | group_mean | raw (the tutorial's +1/-1)
+    opd_topk: int = 16  # K of the topk estimator
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.0
+    teacher_backend: str = "hf"  # hf (in-process); sglang is its own issue
+    device: str = "cpu"
+    kl_eval_prompts: int = 256  # held-out prompts for the before/after reverse-KL measurement
+    progress_bar: bool = True
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         for key in ("num_rollout", "rollout_batch_size", "n_samples_per_prompt", "rollout_max_response_len",
-                    "global_batch_size", "save_interval"):
+                    "global_batch_size", "save_interval", "opd_topk"):
             _check(getattr(self, key) >= 1, f"trainer.{key}", getattr(self, key), "use a positive integer")
         _check(self.rollout_temperature > 0, "trainer.rollout_temperature", self.rollout_temperature,
                "on-policy sampling needs a positive temperature (1.0 samples the true policy)")
         _check(self.lr > 0, "trainer.lr", self.lr, "use a positive learning rate")
+        _check(self.opd_estimator in ("sampled", "full", "topk"), "trainer.opd_estimator", self.opd_estimator,
+               "use sampled, full or topk")
+        _check(self.advantage_mode in ("group_norm", "group_mean", "raw"), "trainer.advantage_mode",
+               self.advantage_mode, "use group_norm, group_mean or raw")
+        _check(self.teacher_backend == "hf", "trainer.teacher_backend", self.teacher_backend,
+               "only 'hf' (in-process) is wired so far")
+        if self.tensorboard:
+            import importlib.util
+
+            _check(importlib.util.find_spec("tensorboard") is not None, "trainer.tensorboard", True,
+                   "`pip install tensorboard`, or set trainer.tensorboard=false (metrics.jsonl is always written)")
+        samples = self.rollout_batch_size * self.n_samples_per_prompt
+        _check(samples % self.global_batch_size == 0, "trainer.global_batch_size", self.global_batch_size,
+               f"must divide rollout_batch_size * n_samples_per_prompt = {samples}")
 
 
 @dataclass
@@ -141,6 +167,7 @@ class SuiteConfig:
     reward_scale: float = 1.0
     seed: int = 0
     results_dir: str = "${repo:results}"
+    runs_dir: str = "${repo:outputs/runs}"
 
     def __post_init__(self) -> None:
         _check(self.model.strip() != "", "model", self.model, "use teacher, student or a checkpoint directory")
@@ -176,4 +203,6 @@ def config_hash(cfg: SuiteConfig) -> str:
     """A short, stable hash of everything that defines a run (not where its results go)."""
     data = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     data.pop("results_dir", None)
+    data.pop("runs_dir", None)
+    data["trainer"].pop("progress_bar", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]

@@ -10,7 +10,9 @@ Baselines and OPD checkpoints go through this same path, so their numbers are co
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -39,7 +41,8 @@ def resolve_model(cfg: SuiteConfig) -> tuple[str, ModelConfig]:
         raise FileNotFoundError(f"model={cfg.model!r}: no config.json there; pass teacher, student or an HF "
                                 "checkpoint directory (one with config.json and *.safetensors)")
     # A checkpoint inherits the student's settings (dtype, thinking) and changes only the path.
-    return "checkpoint", ModelConfig(**{**asdict(cfg.student), "name": path.name, "path": str(path.resolve())})
+    name = f"{path.parent.parent.name}/{path.name}" if path.parent.name == "checkpoints" else path.name
+    return "checkpoint", ModelConfig(**{**asdict(cfg.student), "name": name, "path": str(path.resolve())})
 
 
 def weights_sha256(path: str) -> str | None:
@@ -53,6 +56,21 @@ def weights_sha256(path: str) -> str | None:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+def task_version(task: str) -> str | None:
+    """``metadata.version`` of ``tasks/<task>/<task>.yaml`` (read as text: the YAML has !function tags)."""
+    text = (TASKS_DIR / task / f"{task}.yaml").read_text()
+    found = re.search(r"^\s+version:\s*(\S+)", text.split("metadata:", 1)[-1], re.MULTILINE)
+    return found.group(1) if found else None
+
+
+def eval_key(cfg: SuiteConfig, model: ModelConfig, weights: str | None) -> str:
+    """What makes two evaluations interchangeable: same weights, task version, rows and sampling."""
+    key = {"weights": weights or model.path, "task": cfg.task.name, "version": task_version(cfg.task.name),
+           "source": cfg.task.source, "limit": cfg.task.limit, "eval": asdict(cfg.eval),
+           "thinking": model.enable_thinking, "backend": cfg.backend.lm_eval_model, "seed": cfg.seed}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _ensure_local_model(model: ModelConfig) -> None:
@@ -110,6 +128,7 @@ def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
     n, correct = len(samples), sum(s["correct"] for s in samples)
     failures = sum(s["format_failure"] for s in samples)
     task_cfg = out["configs"][task]
+    weights = weights_sha256(model.path)
     row_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     results_dir = Path(cfg.results_dir)
     samples_file = results_dir / "samples" / f"{row_id}.jsonl"
@@ -122,7 +141,7 @@ def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
         "ci95": list(wilson_interval(correct, n)), "ci_method": "wilson",
         "format_failures": failures, "format_failure_rate": failures / n if n else None,
         "model": {"role": role, "name": model.name, "path": _display_path(model.path)},
-        "weights_sha256": weights_sha256(model.path),
+        "weights_sha256": weights, "eval_key": eval_key(cfg, model, weights),
         "backend": asdict(cfg.backend),
         "sampling": {**task_cfg.get("generation_kwargs", {}), **cfg.eval.gen_kwargs(),
                      "enable_thinking": model.enable_thinking, "apply_chat_template": True},

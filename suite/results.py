@@ -15,7 +15,9 @@ from pathlib import Path
 
 SCHEMA_VERSION = 1
 EVAL_ROW_KEYS = ("schema", "row_id", "kind", "task", "task_version", "n", "accuracy", "ci95", "format_failure_rate",
-                 "model", "weights_sha256", "sampling", "seed", "config_hash", "command")
+                 "model", "weights_sha256", "sampling", "seed", "config_hash", "command", "eval_key")
+RUN_ROW_KEYS = ("schema", "row_id", "kind", "run_name", "task", "task_version", "opd_kl_coef", "reward_scale",
+                "baseline_row", "final_row", "teacher_row", "paired_delta", "config_hash", "command", "seed")
 
 
 class ResultsError(ValueError):
@@ -45,8 +47,8 @@ def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def read_rows(path: Path) -> list[dict]:
-    """Read and validate eval rows; a bad line raises naming the file and line number."""
+def read_rows(path: Path, required: tuple[str, ...] = EVAL_ROW_KEYS) -> list[dict]:
+    """Read and validate rows; a bad line raises naming the file and line number."""
     if not path.exists():
         return []
     rows = []
@@ -57,7 +59,7 @@ def read_rows(path: Path) -> list[dict]:
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise ResultsError(f"{path}:{lineno}: not JSON ({err.msg}); move the line out of the file") from None
-        missing = [k for k in EVAL_ROW_KEYS if k not in row]
+        missing = [k for k in required if k not in row]
         if missing:
             raise ResultsError(f"{path}:{lineno}: row lacks {missing}; it was not written by this suite's schema")
         if row["schema"] != SCHEMA_VERSION:

@@ -18,3 +18,28 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def paired_bootstrap_ci(before: list[int], after: list[int], iters: int = 10_000, seed: int = 0,
+                        level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``mean(after) - mean(before)``, resampling problems (pairs)."""
+    import numpy as np
+
+    if len(before) != len(after) or not before:
+        raise ValueError(f"paired samples need equal, non-zero lengths (got {len(before)} and {len(after)})")
+    diff = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(iters, len(diff)))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def mcnemar_exact_p(before: list[int], after: list[int]) -> float:
+    """Two-sided exact McNemar test: binomial(discordant pairs, 1/2) on the pairs that changed."""
+    up = sum(1 for b, a in zip(before, after) if a and not b)
+    down = sum(1 for b, a in zip(before, after) if b and not a)
+    n, k = up + down, min(up, down)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
