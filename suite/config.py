@@ -88,6 +88,7 @@ class EvalConfig:
     top_k: int = 0  # 0 = off; transformers would otherwise apply top_k=50 when sampling
     max_gen_toks: Optional[int] = None  # null = the task's own default
     think_end_token: str = "</think>"
+    samples_per_problem: int = 1  # k > 1: avg@k and pass@k (needs temperature > 0)
 
     def __post_init__(self) -> None:
         _check(self.temperature >= 0, "eval.temperature", self.temperature, "use 0 (greedy) or a positive number")
@@ -95,6 +96,10 @@ class EvalConfig:
         _check(self.top_k >= 0, "eval.top_k", self.top_k, "use 0 (off) or a positive integer")
         _check(self.max_gen_toks is None or self.max_gen_toks > 0, "eval.max_gen_toks", self.max_gen_toks,
                "use null or a positive integer")
+        _check(self.samples_per_problem >= 1, "eval.samples_per_problem", self.samples_per_problem,
+               "use a positive integer")
+        _check(self.samples_per_problem == 1 or self.temperature > 0, "eval.samples_per_problem",
+               self.samples_per_problem, "several samples per problem need eval.temperature > 0 (e.g. eval=sampled)")
 
     def gen_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"do_sample": self.temperature > 0, "temperature": self.temperature}

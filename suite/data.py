@@ -6,7 +6,8 @@ Rows come out in one schema, dapo-math's plus two fields::
 
 Splits: ``eval_rows(task)`` is what lm-eval scores; ``train_rows(task)`` is what a trainer may sample.
 They never share a problem (``tests/test_splits.py``), and dapo-math's train split also drops any
-problem that appears in another task's eval rows (GSM8K, MATH-500, AIME).
+problem that appears in another task's eval rows (GSM8K, MATH-500, AIME), and any near-duplicate of
+an eval row (half or more of the eval problem's word 13-grams; see :func:`near_duplicates`).
 """
 
 from __future__ import annotations
@@ -129,6 +130,35 @@ def overlap_key(problem: str) -> str:
     return re.sub(r"\s+", " ", problem).strip().lower()
 
 
+def word_ngrams(text: str, n: int = 13) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def near_duplicates(candidates: list[str], references: list[str], n: int = 13, share: float = 0.5) -> set[int]:
+    """Indices of ``candidates`` that share at least ``share`` of the word n-grams of the shorter text
+    of some (candidate, reference) pair; symmetric, so it flags a copy in either direction.
+
+    Catches re-worded copies (DAPO-17k holds variants of competition problems); boilerplate phrases
+    shared by many problems stay far below half of a problem's n-grams.
+    """
+    ref_grams = [word_ngrams(r, n) for r in references]
+    index: dict[tuple[str, ...], list[int]] = {}
+    for j, grams in enumerate(ref_grams):
+        for g in grams:
+            index.setdefault(g, []).append(j)
+    out = set()
+    for i, text in enumerate(candidates):
+        hits: dict[int, int] = {}
+        grams = word_ngrams(text, n)
+        for g in grams:
+            for j in index.get(g, ()):
+                hits[j] = hits.get(j, 0) + 1
+        if any(count >= share * min(len(grams), len(ref_grams[j])) for j, count in hits.items()):
+            out.add(i)
+    return out
+
+
 def _rank(problem: str) -> str:
     return hashlib.sha256(f"{SPLIT_SEED}:{overlap_key(problem)}".encode()).hexdigest()
 
@@ -157,6 +187,9 @@ def train_rows(task: str, source_mode: str = "auto") -> list[dict]:
         return [r for r in rows if overlap_key(r["problem"]) not in held]
     if task != "dapo_math":
         raise DataError(f"task {task!r} is eval-only; train on 'dapo_math' or 'toy_arith'")
-    held = {overlap_key(r["problem"]) for t in ("dapo_math", "gsm8k", "math500", "aime24", "aime25")
-            for r in eval_rows(t, source_mode)}
-    return [r for r in all_rows("dapo_math", source_mode) if overlap_key(r["problem"]) not in held]
+    held_rows = [r["problem"] for t in ("dapo_math", "gsm8k", "math500", "aime24", "aime25")
+                 for r in eval_rows(t, source_mode)]
+    held = {overlap_key(p) for p in held_rows}
+    rows = [r for r in all_rows("dapo_math", source_mode) if overlap_key(r["problem"]) not in held]
+    near = near_duplicates([r["problem"] for r in rows], held_rows)  # re-worded copies of eval problems
+    return [r for i, r in enumerate(rows) if i not in near]

@@ -27,7 +27,8 @@ from omegaconf import DictConfig
 from suite.config import ModelConfig, SuiteConfig, config_hash, load_config
 from suite.paths import REPO_ROOT, TASKS_DIR, TOY_MODELS_DIR
 from suite.results import SCHEMA_VERSION, append_row, write_jsonl_atomic
-from suite.stats import wilson_interval
+from suite.scoring import score
+from suite.stats import bootstrap_mean_ci, pass_at_k, wilson_interval
 
 EVALS_FILE = "evals.jsonl"
 
@@ -87,11 +88,18 @@ def run_lm_eval(cfg: SuiteConfig, model: ModelConfig) -> dict:
     model_args = {"pretrained": model.path, "dtype": model.dtype, "enable_thinking": model.enable_thinking}
     if model.enable_thinking:
         model_args["think_end_token"] = cfg.eval.think_end_token
+    manager = TaskManager(include_path=str(TASKS_DIR), metadata={"source": cfg.task.source})
+    task: object = cfg.task.name
+    if cfg.eval.samples_per_problem > 1:  # lm-eval's `repeats`: k generations per problem
+        from lm_eval.tasks import get_task_dict
+
+        task = get_task_dict([cfg.task.name], manager)[cfg.task.name]
+        task.config.repeats = cfg.eval.samples_per_problem
     return lm_eval.simple_evaluate(
         model=cfg.backend.lm_eval_model,
         model_args=model_args,
-        tasks=[cfg.task.name],
-        task_manager=TaskManager(include_path=str(TASKS_DIR), metadata={"source": cfg.task.source}),
+        tasks=[task],
+        task_manager=manager,
         batch_size=cfg.backend.batch_size,
         device=cfg.backend.device,
         apply_chat_template=True,
@@ -107,13 +115,41 @@ def run_lm_eval(cfg: SuiteConfig, model: ModelConfig) -> dict:
 
 
 def _sample_rows(samples: list[dict]) -> list[dict]:
+    """One row per problem, scored here by suite.scoring on every one of its k responses.
+
+    ``correct`` / ``format_failure`` are 0/1 for one response per problem, the fraction over k otherwise.
+    """
     rows = []
     for s in sorted(samples, key=lambda s: s["doc_id"]):
-        response = s["filtered_resps"][0]
-        rows.append({"doc_id": s["doc_id"], "id": s["doc"]["id"], "label": s["doc"]["label"],
-                     "response": response if isinstance(response, str) else response[0],
-                     "correct": int(s["exact_match"]), "format_failure": int(s["format_failure"])})
+        responses = [r if isinstance(r, str) else r[0] for r in s["resps"][0]]
+        outcomes = [score(r, s["doc"]["label"]) for r in responses]
+        k = len(outcomes)
+        correct = sum(o.correct for o in outcomes)
+        failures = sum(not o.format_ok for o in outcomes)
+        row = {"doc_id": s["doc_id"], "id": s["doc"]["id"], "label": s["doc"]["label"], "response": responses[0],
+               "k": k, "n_correct": correct, "n_format_failures": failures,
+               "correct": correct if k == 1 else correct / k, "format_failure": failures if k == 1 else failures / k}
+        if k > 1:
+            row["responses"] = responses
+        rows.append(row)
     return rows
+
+
+def summarize(samples: list[dict]) -> dict:
+    """n, accuracy (avg@k) with its 95% interval, format failures, and pass@k when k > 1."""
+    n, k = len(samples), samples[0]["k"] if samples else 1
+    correct = sum(s["n_correct"] for s in samples)
+    failures = sum(s["n_format_failures"] for s in samples)
+    out = {"n": n, "samples_per_problem": k, "correct": correct, "accuracy": correct / (n * k) if n else None,
+           "format_failures": failures, "format_failure_rate": failures / (n * k) if n else None}
+    if k == 1:
+        out.update(ci95=list(wilson_interval(correct, n)), ci_method="wilson")
+    else:
+        out.update(ci95=list(bootstrap_mean_ci([s["correct"] for s in samples])), ci_method="bootstrap over problems",
+                   metric=f"avg@{k}")
+        per_problem = [pass_at_k(k, s["n_correct"], k) for s in samples]
+        out["pass_at_k"] = {"k": k, "value": sum(per_problem) / n, "ci95": list(bootstrap_mean_ci(per_problem))}
+    return out
 
 
 def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
@@ -125,8 +161,7 @@ def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
     wall = time.time() - start
     task = cfg.task.name
     samples = _sample_rows(out["samples"][task])
-    n, correct = len(samples), sum(s["correct"] for s in samples)
-    failures = sum(s["format_failure"] for s in samples)
+    summary = summarize(samples)
     task_cfg = out["configs"][task]
     weights = weights_sha256(model.path)
     row_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -137,9 +172,7 @@ def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
         "schema": SCHEMA_VERSION, "row_id": row_id, "kind": "eval",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "task": task, "task_version": task_cfg.get("metadata", {}).get("version"), "source": cfg.task.source,
-        "limit": cfg.task.limit, "n": n, "correct": correct, "accuracy": correct / n if n else None,
-        "ci95": list(wilson_interval(correct, n)), "ci_method": "wilson",
-        "format_failures": failures, "format_failure_rate": failures / n if n else None,
+        "limit": cfg.task.limit, **summary,
         "model": {"role": role, "name": model.name, "path": _display_path(model.path)},
         "weights_sha256": weights, "eval_key": eval_key(cfg, model, weights),
         "backend": asdict(cfg.backend),
@@ -152,7 +185,7 @@ def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
     }
     append_row(results_dir / EVALS_FILE, row)
     lo, hi = row["ci95"]
-    print(f"{task} v{row['task_version']} | {model.name} | n={n} acc={row['accuracy']:.3f} "
+    print(f"{task} v{row['task_version']} | {model.name} | n={row['n']} acc={row['accuracy']:.3f} "
           f"[{lo:.3f}, {hi:.3f}] format-fail={row['format_failure_rate']:.3f} | {wall:.0f}s -> {results_dir / EVALS_FILE}")
     return row
 

@@ -25,15 +25,29 @@ class ResultsError(ValueError):
 
 
 def append_row(path: Path, row: dict) -> None:
+    """Append one row; a torn last line left by a crashed writer is moved to ``<file>.partial`` first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(row, sort_keys=True) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        _set_aside_torn_tail(fd, path)
         os.write(fd, line)
         os.fsync(fd)
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def _set_aside_torn_tail(fd: int, path: Path) -> None:
+    """If the file does not end in a newline, a writer died mid-row: keep those bytes, but not in the file."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    data = os.pread(fd, size, 0)
+    start = data.rfind(b"\n") + 1
+    with open(path.with_name(path.name + ".partial"), "ab") as aside:
+        aside.write(data[start:] + b"\n")
+    os.ftruncate(fd, start)
 
 
 def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
@@ -62,7 +76,7 @@ def read_rows(path: Path, required: tuple[str, ...] = EVAL_ROW_KEYS) -> list[dic
         missing = [k for k in required if k not in row]
         if missing:
             raise ResultsError(f"{path}:{lineno}: row lacks {missing}; it was not written by this suite's schema")
-        if row["schema"] != SCHEMA_VERSION:
+        if "schema" in required and row["schema"] != SCHEMA_VERSION:
             raise ResultsError(f"{path}:{lineno}: schema {row['schema']} != {SCHEMA_VERSION}; upgrade the suite")
         rows.append(row)
     return rows

@@ -17,6 +17,7 @@ import dataclasses
 import fcntl
 import os
 import shlex
+import shutil
 import sys
 import time
 import uuid
@@ -35,7 +36,8 @@ from suite.leaderboard import RUNS_FILE, paired_delta, write_leaderboard
 from suite.results import SCHEMA_VERSION, append_row, read_rows
 from suite import opd_math
 from suite.rollout import response_logits, sample_rollouts, token_logprobs
-from suite.trainer import OPDTrainer, make_teacher, read_metrics
+from suite.plots import CURVES_DIR
+from suite.trainer import METRICS_FILE, OPDTrainer, make_teacher, read_metrics
 
 
 INVOCATION_ENV = "OPD_SUITE_INVOCATION"
@@ -131,6 +133,9 @@ def run_job(cfg: SuiteConfig, command: str) -> dict:
         "train_seconds": round(train_seconds, 1), "wall_seconds": round(time.time() - start, 1), "command": command,
         "invocation": os.environ.get(INVOCATION_ENV, command),
     }
+    curves = results_dir / CURVES_DIR / f"{run_dir.name}.jsonl"
+    curves.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run_dir / METRICS_FILE, curves)  # results/ alone can redraw the training curves
     with _locked(results_dir / ".leaderboard.lock"):
         append_row(results_dir / RUNS_FILE, row)
         write_leaderboard(results_dir)

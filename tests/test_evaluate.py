@@ -65,3 +65,21 @@ def test_checkpoint_path_and_missing_path(tmp_path):
         evaluate(_cfg(tmp_path, f"model={tmp_path}/nowhere"))
     row = evaluate(_cfg(tmp_path, f"model={TOY_MODELS_DIR / 'student'}", "task.limit=8"))
     assert row["model"]["role"] == "checkpoint" and row["n"] == 8
+
+
+def test_several_samples_per_problem_give_avg_and_pass_at_k(tmp_path):
+    row = evaluate(_cfg(tmp_path, "model=student", "eval=sampled", "eval.samples_per_problem=4", "task.limit=30"))
+    assert row["n"] == 30 and row["samples_per_problem"] == 4 and row["metric"] == "avg@4"
+    assert row["ci_method"] == "bootstrap over problems" and row["ci95"][0] <= row["accuracy"] <= row["ci95"][1]
+    p = row["pass_at_k"]
+    assert p["k"] == 4 and row["accuracy"] <= p["value"] <= 1 and p["ci95"][0] <= p["value"] <= p["ci95"][1]
+    samples = [json.loads(x) for x in (tmp_path / row["samples_file"]).read_text().splitlines()]
+    assert all(len(s["responses"]) == 4 and s["n_correct"] == round(4 * s["correct"]) for s in samples)
+    assert sum(s["n_correct"] for s in samples) == row["correct"]
+
+
+def test_greedy_with_several_samples_is_refused():
+    from suite.config import ConfigError
+
+    with pytest.raises(ConfigError, match="samples_per_problem"):
+        _cfg(Path("/tmp"), "eval.samples_per_problem=4")

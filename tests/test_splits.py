@@ -38,6 +38,14 @@ def test_dapo_train_excludes_every_eval_task():
     assert len(train) > 16_000  # the exclusion drops a handful of rows, not the data set
 
 
+def test_dapo_train_holds_no_near_duplicate_of_an_eval_row():
+    from suite.data import near_duplicates
+
+    train = [r["problem"] for r in train_rows("dapo_math", "local")]
+    held = [r["problem"] for r in eval_rows("dapo_math", "local")]
+    assert near_duplicates(held, train) == set()
+
+
 def test_dapo_eval_is_not_the_first_rows():
     first_ids = {r["id"] for r in all_rows("dapo_math", "local")[:500]}
     assert len(first_ids & {r["id"] for r in eval_rows("dapo_math", "local")}) < 100
