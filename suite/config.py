@@ -80,6 +80,32 @@ class BackendConfig:
 
 
 @dataclass
+class ServeConfig:
+    """An SGLang teacher server: how to start it (or which URL to attach to) and how the client talks to it."""
+
+    url: Optional[str] = None  # attach to a running server instead of starting one
+    host: str = "127.0.0.1"
+    port: int = 30000
+    device: str = "auto"  # auto | cpu | cuda
+    python: str = ".venv-sglang/bin/python"  # the interpreter that has sglang (scripts/setup_sglang_cpu.sh)
+    startup_timeout_s: float = 300.0
+    max_total_tokens: int = 4096  # CPU: bounds the KV cache (SGLang would reserve ~18 GB)
+    max_running_requests: int = 8
+    extra_args: list = field(default_factory=list)
+    log_dir: str = "${repo:outputs/serve}"
+    concurrency: int = 8  # client: requests in flight
+    request_timeout_s: float = 120.0
+    retries: int = 6  # client: attempts after the first, on connection errors and 5xx
+    backoff_s: float = 0.5  # client: first wait; doubles each retry
+
+    def __post_init__(self) -> None:
+        _check(self.device in ("auto", "cpu", "cuda"), "serve.device", self.device, "use auto, cpu or cuda")
+        for key in ("port", "max_total_tokens", "max_running_requests", "concurrency"):
+            _check(getattr(self, key) >= 1, f"serve.{key}", getattr(self, key), "use a positive integer")
+        _check(self.retries >= 0 and self.backoff_s >= 0, "serve.retries", self.retries, "use non-negative values")
+
+
+@dataclass
 class EvalConfig:
     """Sampling settings for scoring. temperature 0 is greedy."""
 
@@ -130,7 +156,7 @@ class TrainerConfig:
     clip_high: float = 0.28
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
-    teacher_backend: str = "hf"  # hf (in-process); sglang is its own issue
+    teacher_backend: str = "hf"  # hf (in-process) | sglang (a server: `serve` settings)
     device: str = "cpu"
     kl_eval_prompts: int = 256  # held-out prompts for the before/after reverse-KL measurement
     progress_bar: bool = True
@@ -147,8 +173,10 @@ class TrainerConfig:
                "use sampled, full or topk")
         _check(self.advantage_mode in ("group_norm", "group_mean", "raw"), "trainer.advantage_mode",
                self.advantage_mode, "use group_norm, group_mean or raw")
-        _check(self.teacher_backend == "hf", "trainer.teacher_backend", self.teacher_backend,
-               "only 'hf' (in-process) is wired so far")
+        _check(self.teacher_backend in ("hf", "sglang"), "trainer.teacher_backend", self.teacher_backend,
+               "use hf (in-process) or sglang (a server)")
+        _check(not (self.teacher_backend == "sglang" and self.opd_estimator == "full"), "trainer.opd_estimator",
+               self.opd_estimator, "an SGLang teacher returns sampled-token or top-K log-probs: use sampled or topk")
         if self.tensorboard:
             import importlib.util
 
@@ -166,6 +194,7 @@ class SuiteConfig:
     student: ModelConfig = field(default_factory=ModelConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     model: str = "student"  # what `suite.evaluate` scores: teacher | student | a checkpoint path
     opd_kl_coef: float = 1.0
@@ -209,5 +238,7 @@ def config_hash(cfg: SuiteConfig) -> str:
     data = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     data.pop("results_dir", None)
     data.pop("runs_dir", None)
+    if data["trainer"]["teacher_backend"] == "hf":  # server settings cannot change an in-process run
+        data.pop("serve", None)
     data["trainer"].pop("progress_bar", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]

@@ -13,6 +13,7 @@ row to ``results/runs.jsonl`` and rewrite ``results/leaderboard.md`` / ``.csv``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import os
@@ -37,6 +38,7 @@ from suite.results import SCHEMA_VERSION, append_row, read_rows
 from suite import opd_math
 from suite.rollout import response_logits, sample_rollouts, token_logprobs
 from suite.plots import CURVES_DIR
+from suite.serve import SGLangServer
 from suite.trainer import METRICS_FILE, OPDTrainer, make_teacher, read_metrics
 
 
@@ -91,7 +93,7 @@ def heldout_reverse_kl(cfg: SuiteConfig, model_path: str | Path, teacher) -> flo
     for lo in range(0, len(rows), 128):
         batch = sample_rollouts(model, tok, [r["prompt"] for r in rows[lo : lo + 128]], 1.0,
                                 cfg.trainer.rollout_max_response_len, cfg.student.enable_thinking)
-        t_scores = teacher.score(batch, full=True)
+        t_scores = teacher.score(batch, full=cfg.trainer.teacher_backend == "hf")
         logp_B_T_V = torch.log_softmax(response_logits(model, batch).float(), dim=-1)
         if t_scores.logp_full_B_T_V is not None:
             kl_B_T = opd_math.exact_reverse_kl(logp_B_T_V, t_scores.logp_full_B_T_V)
@@ -110,13 +112,17 @@ def run_job(cfg: SuiteConfig, command: str) -> dict:
     before = cached_eval(cfg, "student", command)
     teacher_row = cached_eval(cfg, "teacher", command)
     run_dir = Path(cfg.runs_dir) / run_name(cfg)
-    teacher = make_teacher(cfg)
-    kl_before = heldout_reverse_kl(cfg, cfg.student.path, teacher)
-    train_start = time.time()
-    checkpoint = OPDTrainer(cfg, run_dir, teacher=teacher).train()
-    train_seconds = time.time() - train_start
+    with contextlib.ExitStack() as stack:
+        url = None
+        if cfg.trainer.teacher_backend == "sglang":  # start the teacher's server for this job (or attach)
+            url = stack.enter_context(SGLangServer(cfg.teacher, cfg.serve))
+        teacher = make_teacher(cfg, url)
+        kl_before = heldout_reverse_kl(cfg, cfg.student.path, teacher)
+        train_start = time.time()
+        checkpoint = OPDTrainer(cfg, run_dir, teacher=teacher).train()
+        train_seconds = time.time() - train_start
+        kl_after = heldout_reverse_kl(cfg, checkpoint, teacher)
     after = cached_eval(cfg, str(checkpoint), command)
-    kl_after = heldout_reverse_kl(cfg, checkpoint, teacher)
     results_dir = Path(cfg.results_dir)
     metrics = read_metrics(run_dir)
     row = {

@@ -1,8 +1,8 @@
 """Teacher backends: score the student's responses under the teacher.
 
 Every backend implements :class:`TeacherBackend`. ``hf`` runs the teacher in-process with
-transformers (the embedded default, and one-GPU setups); an SGLang server backend implements the
-same interface (its own issue). A backend returns log-probs aligned to the batch's response tokens.
+transformers (the embedded default, and one-GPU setups); ``sglang`` talks to an SGLang server
+(:mod:`suite.serve`). A backend returns log-probs aligned to the batch's response tokens.
 """
 
 from __future__ import annotations
@@ -46,4 +46,92 @@ class HFTeacher:
             scores.logp_full_B_T_V = logp_B_T_V
         if topk:
             scores.topk_logp_B_T_K, scores.topk_ids_B_T_K = logp_B_T_V.topk(topk, dim=-1)
+        return scores
+
+
+class TeacherServerError(RuntimeError):
+    """The teacher server gave up or answered nonsense; the message names the URL, status and body."""
+
+
+class SGLangTeacher:
+    """The teacher behind SGLang's native ``/generate``, scored the way slime does it.
+
+    One request per sequence: ``input_ids`` = prompt + response (no padding), ``max_new_tokens: 0``,
+    ``return_logprob: true``, ``logprob_start_len: 0``. The reply's ``input_token_logprobs`` has one
+    entry per input token, the first with no log-prob; the last ``response_length`` entries are the
+    response tokens', and their token ids must equal the response's (checked).
+
+    Temperature: SGLang does not temperature-scale *input* log-probs (slime PR 2319), so the suite
+    always scores the teacher at T=1, its own distribution, and sends ``temperature: 1.0``.
+    """
+
+    def __init__(self, url: str, concurrency: int = 8, timeout_s: float = 120.0, retries: int = 6,
+                 backoff_s: float = 0.5):
+        self.url, self.concurrency, self.timeout_s = url.rstrip("/"), concurrency, timeout_s
+        self.retries, self.backoff_s = retries, backoff_s
+
+    def _post(self, payload: dict) -> dict:
+        import json
+        import time
+        import urllib.error
+        import urllib.request
+
+        endpoint, wait, last = f"{self.url}/generate", self.backoff_s, ""
+        for attempt in range(self.retries + 1):
+            req = urllib.request.Request(endpoint, data=json.dumps(payload).encode(),
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                    return json.loads(resp.read())
+            except urllib.error.HTTPError as err:
+                body = err.read()[:300].decode(errors="replace")
+                if err.code < 500:  # the request is wrong: retrying will not help
+                    raise TeacherServerError(f"POST {endpoint}: HTTP {err.code}: {body}") from None
+                last = f"HTTP {err.code}: {body}"
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as err:
+                last = f"{type(err).__name__}: {getattr(err, 'reason', err)}"
+            if attempt < self.retries:
+                time.sleep(wait)
+                wait *= 2
+        raise TeacherServerError(f"POST {endpoint}: gave up after {self.retries + 1} attempts; last error {last}")
+
+    def _score_one(self, ids: list[int], n_response: int, topk: int) -> tuple[list[float], list | None]:
+        payload = {"input_ids": ids, "sampling_params": {"max_new_tokens": 0, "temperature": 1.0},
+                   "return_logprob": True, "logprob_start_len": 0}
+        if topk:
+            payload["top_logprobs_num"] = topk
+        reply = self._post(payload)
+        try:
+            entries = reply["meta_info"]["input_token_logprobs"][1:][-n_response:]
+            got_ids = [int(e[1]) for e in entries]
+            logps = [float(e[0]) for e in entries]
+            tops = reply["meta_info"]["input_top_logprobs"][1:][-n_response:] if topk else None
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise TeacherServerError(f"{self.url}/generate: malformed reply ({err!r}): {str(reply)[:300]}") from None
+        if got_ids != ids[-n_response:]:
+            raise TeacherServerError(f"{self.url}/generate: reply token ids {got_ids[:8]}... do not match the "
+                                     f"response {ids[-n_response:][:8]}...; is the server running the teacher's tokenizer?")
+        return logps, tops
+
+    def score(self, batch: RolloutBatch, full: bool = False, topk: int = 0) -> TeacherScores:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if full:
+            raise ValueError("an SGLang teacher has no full distribution: use opd_estimator=sampled or topk")
+        jobs = []
+        for i in range(batch.input_ids_B_L.shape[0]):
+            keep = batch.attention_mask_B_L[i].bool()
+            jobs.append((batch.input_ids_B_L[i][keep].tolist(), int(batch.response_lengths_B[i])))
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            replies = list(pool.map(lambda job: self._score_one(job[0], job[1], topk), jobs))
+        logp_B_T = torch.zeros_like(batch.response_mask_B_T)
+        scores = TeacherScores(logp_B_T)
+        if topk:
+            scores.topk_logp_B_T_K = torch.full((*logp_B_T.shape, topk), -1e9)
+            scores.topk_ids_B_T_K = torch.zeros((*logp_B_T.shape, topk), dtype=torch.long)
+        for i, (logps, tops) in enumerate(replies):
+            logp_B_T[i, : len(logps)] = torch.tensor(logps)
+            for t, entry in enumerate(tops or []):
+                scores.topk_logp_B_T_K[i, t, : len(entry)] = torch.tensor([float(e[0]) for e in entry])
+                scores.topk_ids_B_T_K[i, t, : len(entry)] = torch.tensor([int(e[1]) for e in entry])
         return scores

@@ -36,7 +36,7 @@ from suite.data import train_rows
 from suite.results import write_jsonl_atomic
 from suite.rollout import RolloutBatch, decode_responses, response_logits, sample_rollouts, token_logprobs
 from suite.scoring import score
-from suite.teacher import HFTeacher, TeacherBackend
+from suite.teacher import HFTeacher, SGLangTeacher, TeacherBackend
 
 STATE_FILE = "trainer_state.pt"
 METRICS_FILE = "metrics.jsonl"
@@ -49,10 +49,13 @@ def list_checkpoints(run_dir: Path | str) -> list[Path]:
     return sorted(done, key=lambda p: int(p.name.split("_")[1]))
 
 
-def make_teacher(cfg: SuiteConfig) -> TeacherBackend:
+def make_teacher(cfg: SuiteConfig, url: str | None = None) -> TeacherBackend:
+    """The configured teacher backend; ``sglang`` talks to ``url`` (or ``serve.url``)."""
     if cfg.trainer.teacher_backend == "hf":
         return HFTeacher(cfg.teacher.path, cfg.teacher.dtype, cfg.trainer.device)
-    raise ValueError(f"trainer.teacher_backend={cfg.trainer.teacher_backend!r}: only 'hf' is wired so far")
+    s = cfg.serve
+    target = url or s.url or f"http://{s.host}:{s.port}"
+    return SGLangTeacher(target, s.concurrency, s.request_timeout_s, s.retries, s.backoff_s)
 
 
 class OPDTrainer:
@@ -140,7 +143,7 @@ class OPDTrainer:
         t0 = time.time()
         batch, group = self.rollout()
         t1 = time.time()
-        need_full = self.t.opd_estimator == "full" or self.t.teacher_backend == "hf"
+        need_full = self.t.opd_estimator == "full" or self.t.teacher_backend == "hf"  # hf: also for the kl_exact metric
         t_scores = self.teacher.score(batch, full=need_full, topk=self.t.opd_topk if self.t.opd_estimator == "topk" else 0)
         t2 = time.time()
         rewards_B, adv_B = self.advantages(batch, group)

@@ -10,7 +10,7 @@ from suite.config import ConfigError, SuiteConfig, config_hash, load_config
 from suite.paths import REPO_ROOT
 
 CONF = REPO_ROOT / "conf"
-GROUPS = ("task", "teacher", "student", "backend", "eval", "trainer")
+GROUPS = ("task", "teacher", "student", "backend", "eval", "trainer", "serve")
 
 
 def _compose(overrides=()):
@@ -69,6 +69,7 @@ def test_unknown_key_on_command_line_is_refused_by_hydra():
         ("backend.batch_size=0", "backend.batch_size"),
         ("teacher.dtype=fp8", "dtype"),
         ("task.source=web", "task.source"),
+        ("serve.device=tpu", "serve.device"),
     ],
 )
 def test_bad_values_name_the_key_and_the_fix(override, key):
@@ -80,3 +81,16 @@ def test_bad_values_name_the_key_and_the_fix(override, key):
 def test_wrong_type_names_the_key():
     with pytest.raises(ConfigError, match=r"backend\.batch_size"):
         load_config(_compose(["backend.batch_size=many"]))
+
+
+def test_sglang_teacher_with_full_estimator_is_refused():
+    with pytest.raises(ConfigError, match="use sampled or topk"):
+        load_config(_compose(["trainer.teacher_backend=sglang", "trainer.opd_estimator=full"]))
+
+
+def test_server_settings_do_not_change_an_in_process_run():
+    base = config_hash(load_config(_compose()))
+    assert config_hash(load_config(_compose(["serve.port=31999"]))) == base
+    assert config_hash(load_config(_compose(["trainer.teacher_backend=sglang", "trainer.opd_estimator=sampled"]))) != \
+        config_hash(load_config(_compose(["trainer.teacher_backend=sglang", "trainer.opd_estimator=sampled",
+                                          "serve.port=31999"])))
