@@ -66,7 +66,8 @@ class ModelConfig:
 
 @dataclass
 class BackendConfig:
-    """How lm-eval runs a model. ``hf`` loads it in-process with transformers."""
+    """How lm-eval runs a model: ``hf`` in-process with transformers, ``sglang-generate`` through an
+    SGLang server (started for the evaluation with the ``serve`` settings, or attached via ``serve.url``)."""
 
     name: str = "hf"
     lm_eval_model: str = "hf"
@@ -74,8 +75,8 @@ class BackendConfig:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        _check(self.lm_eval_model == "hf", "backend.lm_eval_model", self.lm_eval_model,
-               "only 'hf' is wired so far (SGLang scoring is tracked in its own issue)")
+        _check(self.lm_eval_model in ("hf", "sglang-generate"), "backend.lm_eval_model", self.lm_eval_model,
+               "use hf (in-process) or sglang-generate (an SGLang server)")
         _check(self.batch_size >= 1, "backend.batch_size", self.batch_size, "use a positive integer")
 
 

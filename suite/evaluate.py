@@ -82,12 +82,27 @@ def _ensure_local_model(model: ModelConfig) -> None:
 
 
 def run_lm_eval(cfg: SuiteConfig, model: ModelConfig) -> dict:
+    """lm-eval on ``model``: in-process (``hf``) or through an SGLang server serving it (``sglang-generate``)."""
+    if cfg.backend.lm_eval_model != "sglang-generate":
+        model_args = {"pretrained": model.path, "dtype": model.dtype, "enable_thinking": model.enable_thinking}
+        if model.enable_thinking:
+            model_args["think_end_token"] = cfg.eval.think_end_token
+        return _simple_evaluate(cfg, model_args)
+    from suite.serve import SGLangServer
+
+    if not model.enable_thinking:
+        raise ValueError(f"{model.name}: backend=sglang renders the tokenizer's default chat template (thinking "
+                         "on); use backend=hf for enable_thinking=false")
+    with SGLangServer(model, cfg.serve) as url:  # the server serves the model under evaluation
+        model_args = {"base_url": f"{url}/generate", "tokenizer": model.path, "num_concurrent": cfg.serve.concurrency,
+                      "max_length": model.context_length or 2048}
+        return _simple_evaluate(cfg, model_args)
+
+
+def _simple_evaluate(cfg: SuiteConfig, model_args: dict) -> dict:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    model_args = {"pretrained": model.path, "dtype": model.dtype, "enable_thinking": model.enable_thinking}
-    if model.enable_thinking:
-        model_args["think_end_token"] = cfg.eval.think_end_token
     manager = TaskManager(include_path=str(TASKS_DIR), metadata={"source": cfg.task.source})
     task: object = cfg.task.name
     if cfg.eval.samples_per_problem > 1:  # lm-eval's `repeats`: k generations per problem

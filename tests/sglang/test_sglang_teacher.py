@@ -142,3 +142,17 @@ def test_sweep_job_starts_its_own_server_and_trains_against_it(tmp_path):
     assert row["trainer"]["teacher_backend"] == "sglang" and row["paired_delta"]["n"] == 20
     assert row["heldout_reverse_kl"]["before"] > 0
     assert not is_healthy(f"http://127.0.0.1:{cfg.serve.port}")  # the job stopped the server it started
+
+
+def test_lm_eval_through_sglang_equals_hf_on_the_teacher(tmp_path):
+    from suite.evaluate import evaluate
+
+    common = ["model=teacher", "task.limit=100", f"results_dir={tmp_path}"]
+    hf = evaluate(_cfg(*common), command="hf")
+    sg = evaluate(_cfg(*common, "backend=sglang", f"serve.port={_free_port()}"), command="sglang")
+    assert sg["n"] == hf["n"] == 100 and sg["accuracy"] == hf["accuracy"]
+    answers = {}
+    for row in (hf, sg):
+        samples = [json.loads(x) for x in (tmp_path / row["samples_file"]).read_text().splitlines()]
+        answers[row["command"]] = [(s["id"], s["correct"], s["response"].split("Answer:")[-1]) for s in samples]
+    assert answers["hf"] == answers["sglang"]  # same problems right, same final answers
