@@ -156,3 +156,32 @@ def test_lm_eval_through_sglang_equals_hf_on_the_teacher(tmp_path):
         samples = [json.loads(x) for x in (tmp_path / row["samples_file"]).read_text().splitlines()]
         answers[row["command"]] = [(s["id"], s["correct"], s["response"].split("Answer:")[-1]) for s in samples]
     assert answers["hf"] == answers["sglang"]  # same problems right, same final answers
+
+
+def test_training_run_survives_a_server_restart(server, tmp_path, monkeypatch):
+    """The server dies before step 2's scoring and comes back: no step lost, none duplicated, same numbers."""
+    from suite.trainer import OPDTrainer, read_metrics
+
+    cfg = _cfg("trainer.teacher_backend=sglang", "trainer.opd_estimator=sampled", f"serve.url={server.url}",
+               "serve.retries=8", "serve.backoff_s=1.0", "trainer.num_rollout=3", "trainer.save_interval=1",
+               "trainer.rollout_batch_size=4", "trainer.n_samples_per_prompt=2", "trainer.global_batch_size=8",
+               "trainer.progress_bar=false")
+    OPDTrainer(cfg, tmp_path / "reference").train()
+
+    calls, original, restart = [], SGLangTeacher.score, threading.Timer(2.0, server.start)
+
+    def score_with_an_outage(self, batch, full=False, topk=0):
+        calls.append(1)
+        if len(calls) == 2:  # step 2: kill the server, bring it back while the client retries
+            server.stop()
+            restart.start()
+        return original(self, batch, full, topk)
+
+    monkeypatch.setattr(SGLangTeacher, "score", score_with_an_outage)
+    OPDTrainer(cfg, tmp_path / "outage").train()
+    restart.join()  # the restarted server finished its warm-up
+    assert len(calls) == 3 and is_healthy(server.url)
+    timing = {"rollout_tok_s", "teacher_tok_s", "train_tok_s", "step_seconds"}
+    strip = lambda ms: [{k: v for k, v in m.items() if k not in timing} for m in ms]  # noqa: E731
+    ref, got = strip(read_metrics(tmp_path / "reference")), strip(read_metrics(tmp_path / "outage"))
+    assert [m["step"] for m in got] == [1, 2, 3] and got == ref
