@@ -98,12 +98,17 @@ class ServeConfig:
     request_timeout_s: float = 120.0
     retries: int = 6  # client: attempts after the first, on connection errors and 5xx
     backoff_s: float = 0.5  # client: first wait; doubles each retry
+    # The teacher is scored at T=1, its own distribution: SGLang ignores temperature on *input*
+    # log-probs (slime PR 2319), so any other value would be silently wrong.
+    logprob_temperature: float = 1.0
 
     def __post_init__(self) -> None:
         _check(self.device in ("auto", "cpu", "cuda"), "serve.device", self.device, "use auto, cpu or cuda")
         for key in ("port", "max_total_tokens", "max_running_requests", "concurrency"):
             _check(getattr(self, key) >= 1, f"serve.{key}", getattr(self, key), "use a positive integer")
         _check(self.retries >= 0 and self.backoff_s >= 0, "serve.retries", self.retries, "use non-negative values")
+        _check(self.logprob_temperature == 1.0, "serve.logprob_temperature", self.logprob_temperature,
+               "SGLang does not temperature-scale input log-probs (slime PR 2319); the teacher is scored at 1.0")
 
 
 @dataclass

@@ -62,7 +62,8 @@ class SGLangTeacher:
     response tokens', and their token ids must equal the response's (checked).
 
     Temperature: SGLang does not temperature-scale *input* log-probs (slime PR 2319), so the suite
-    always scores the teacher at T=1, its own distribution, and sends ``temperature: 1.0``.
+    always scores the teacher at T=1, its own distribution, and sends ``temperature: 1.0``
+    (``serve.logprob_temperature``, which refuses any other value).
     """
 
     def __init__(self, url: str, concurrency: int = 8, timeout_s: float = 120.0, retries: int = 6,

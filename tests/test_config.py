@@ -70,6 +70,7 @@ def test_unknown_key_on_command_line_is_refused_by_hydra():
         ("teacher.dtype=fp8", "dtype"),
         ("task.source=web", "task.source"),
         ("serve.device=tpu", "serve.device"),
+        ("serve.logprob_temperature=0.7", "serve.logprob_temperature"),
     ],
 )
 def test_bad_values_name_the_key_and_the_fix(override, key):
