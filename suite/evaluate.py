@@ -74,7 +74,7 @@ def eval_key(cfg: SuiteConfig, model: ModelConfig, weights: str | None) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _ensure_local_model(model: ModelConfig) -> None:
+def ensure_local_model(model: ModelConfig) -> None:
     if Path(model.path).resolve().is_relative_to(TOY_MODELS_DIR.resolve()):
         from suite.toyworld.build import ensure_toy_world
 
@@ -170,7 +170,7 @@ def summarize(samples: list[dict]) -> dict:
 def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
     """Score ``cfg.model`` on ``cfg.task`` through lm-eval; returns the results row it appended."""
     role, model = resolve_model(cfg)
-    _ensure_local_model(model)
+    ensure_local_model(model)
     start = time.time()
     out = run_lm_eval(cfg, model)
     wall = time.time() - start
@@ -188,7 +188,7 @@ def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "task": task, "task_version": task_cfg.get("metadata", {}).get("version"), "source": cfg.task.source,
         "limit": cfg.task.limit, **summary,
-        "model": {"role": role, "name": model.name, "path": _display_path(model.path)},
+        "model": {"role": role, "name": model.name, "path": display_path(model.path)},
         "weights_sha256": weights, "eval_key": eval_key(cfg, model, weights),
         "backend": asdict(cfg.backend),
         "sampling": {**task_cfg.get("generation_kwargs", {}), **cfg.eval.gen_kwargs(),
@@ -205,7 +205,7 @@ def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
     return row
 
 
-def _display_path(path: str) -> str:
+def display_path(path: str) -> str:
     """Repo-relative for checkpoints inside the repo (rows stay valid in any clone), else as given."""
     resolved = Path(path).resolve()
     return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else path

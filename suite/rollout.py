@@ -71,6 +71,11 @@ def response_logits(model, batch: RolloutBatch) -> torch.Tensor:
     return logits_B_L_V[:, batch.prompt_width - 1 : -1]
 
 
+def response_logprobs(model, batch: RolloutBatch) -> torch.Tensor:
+    """Log-probabilities (float32) over the vocabulary at each response position, shape (B, T, V)."""
+    return torch.log_softmax(response_logits(model, batch).float(), dim=-1)
+
+
 def token_logprobs(logp_B_T_V: torch.Tensor, ids_B_T: torch.Tensor) -> torch.Tensor:
     return torch.gather(logp_B_T_V, -1, ids_B_T.unsqueeze(-1)).squeeze(-1)
 

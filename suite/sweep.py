@@ -32,11 +32,11 @@ from omegaconf import DictConfig
 
 from suite.config import SuiteConfig, config_hash, load_config
 from suite.data import eval_rows
-from suite.evaluate import EVALS_FILE, _display_path, _ensure_local_model, eval_key, evaluate, resolve_model, weights_sha256
+from suite.evaluate import EVALS_FILE, display_path, ensure_local_model, eval_key, evaluate, resolve_model, weights_sha256
 from suite.leaderboard import RUNS_FILE, paired_delta, write_leaderboard
 from suite.results import SCHEMA_VERSION, append_row, read_rows
 from suite import opd_math
-from suite.rollout import response_logits, sample_rollouts, token_logprobs
+from suite.rollout import response_logprobs, sample_rollouts, token_logprobs
 from suite.plots import CURVES_DIR
 from suite.serve import SGLangServer
 from suite.trainer import METRICS_FILE, OPDTrainer, make_teacher, read_metrics
@@ -94,7 +94,7 @@ def heldout_reverse_kl(cfg: SuiteConfig, model_path: str | Path, teacher) -> flo
         batch = sample_rollouts(model, tok, [r["prompt"] for r in rows[lo : lo + 128]], 1.0,
                                 cfg.trainer.rollout_max_response_len, cfg.student.enable_thinking)
         t_scores = teacher.score(batch, full=cfg.trainer.teacher_backend == "hf")
-        logp_B_T_V = torch.log_softmax(response_logits(model, batch).float(), dim=-1)
+        logp_B_T_V = response_logprobs(model, batch)
         if t_scores.logp_full_B_T_V is not None:
             kl_B_T = opd_math.exact_reverse_kl(logp_B_T_V, t_scores.logp_full_B_T_V)
         else:
@@ -108,7 +108,7 @@ def run_job(cfg: SuiteConfig, command: str) -> dict:
     """One sweep point end to end; returns the run row it appended."""
     start = time.time()
     for model in (cfg.student, cfg.teacher):
-        _ensure_local_model(model)
+        ensure_local_model(model)
     before = cached_eval(cfg, "student", command)
     teacher_row = cached_eval(cfg, "teacher", command)
     run_dir = Path(cfg.runs_dir) / run_name(cfg)
@@ -127,7 +127,7 @@ def run_job(cfg: SuiteConfig, command: str) -> dict:
     metrics = read_metrics(run_dir)
     row = {
         "schema": SCHEMA_VERSION, "row_id": f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
-        "kind": "run", "run_name": run_dir.name, "run_dir": _display_path(str(run_dir)), "checkpoint": checkpoint.name,
+        "kind": "run", "run_name": run_dir.name, "run_dir": display_path(str(run_dir)), "checkpoint": checkpoint.name,
         "task": cfg.task.name, "task_version": after["task_version"], "teacher": cfg.teacher.name,
         "student": cfg.student.name, "opd_kl_coef": cfg.opd_kl_coef, "reward_scale": cfg.reward_scale,
         "trainer": dataclasses.asdict(cfg.trainer), "seed": cfg.seed, "config_hash": config_hash(cfg),

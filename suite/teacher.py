@@ -12,7 +12,7 @@ from typing import Protocol
 
 import torch
 
-from suite.rollout import RolloutBatch, response_logits, token_logprobs
+from suite.rollout import RolloutBatch, response_logprobs, token_logprobs
 
 
 @dataclass
@@ -40,7 +40,7 @@ class HFTeacher:
 
     @torch.no_grad()
     def score(self, batch: RolloutBatch, full: bool = False, topk: int = 0) -> TeacherScores:
-        logp_B_T_V = torch.log_softmax(response_logits(self.model, batch).float(), dim=-1)
+        logp_B_T_V = response_logprobs(self.model, batch)
         scores = TeacherScores(token_logprobs(logp_B_T_V, batch.response_ids_B_T) * batch.response_mask_B_T)
         if full:
             scores.logp_full_B_T_V = logp_B_T_V

@@ -34,7 +34,7 @@ from suite import opd_math
 from suite.config import SuiteConfig
 from suite.data import train_rows
 from suite.results import write_jsonl_atomic
-from suite.rollout import RolloutBatch, decode_responses, response_logits, sample_rollouts, token_logprobs
+from suite.rollout import RolloutBatch, decode_responses, response_logprobs, sample_rollouts, token_logprobs
 from suite.scoring import score
 from suite.teacher import HFTeacher, SGLangTeacher, TeacherBackend
 
@@ -120,7 +120,7 @@ class OPDTrainer:
 
     def _minibatch_loss(self, mb: RolloutBatch, t_logp_B_T, t_full, t_topk, adv_B, old_logp_B_T) -> dict:
         est, coef, mask = self.t.opd_estimator, self.cfg.opd_kl_coef, mb.response_mask_B_T
-        logp_full_B_T_V = torch.log_softmax(response_logits(self.student, mb).float(), dim=-1)
+        logp_full_B_T_V = response_logprobs(self.student, mb)
         logp_B_T = token_logprobs(logp_full_B_T_V, mb.response_ids_B_T) * mask
         old = logp_B_T.detach() if old_logp_B_T is None else old_logp_B_T
         if est == "sampled":
@@ -153,7 +153,7 @@ class OPDTrainer:
         parts, old_all = [], None
         if n > size:  # several optimizer steps per rollout: freeze the behaviour log-probs first
             with torch.no_grad():
-                old_all = token_logprobs(torch.log_softmax(response_logits(self.student, batch).float(), -1),
+                old_all = token_logprobs(response_logprobs(self.student, batch),
                                          batch.response_ids_B_T) * batch.response_mask_B_T
         for lo in range(0, n, size):
             sl = slice(lo, lo + size)

@@ -7,7 +7,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from suite.data import train_rows
 from suite.paths import TOY_MODELS_DIR
-from suite.rollout import decode_responses, encode_prompts, response_logits, sample_rollouts, token_logprobs
+from suite.rollout import decode_responses, encode_prompts, response_logprobs, sample_rollouts, token_logprobs
 from suite.teacher import HFTeacher
 
 
@@ -70,5 +70,5 @@ def test_teacher_logprobs_align_with_a_per_sequence_forward(student):
         assert torch.allclose(scores.logp_B_T[i, :n], alone, atol=1e-4)
     assert scores.logp_full_B_T_V.shape[:2] == batch.response_mask_B_T.shape
     assert torch.equal(scores.topk_logp_B_T_K, scores.logp_full_B_T_V.topk(4, -1).values)
-    own = token_logprobs(torch.log_softmax(response_logits(model, batch), -1), batch.response_ids_B_T)
+    own = token_logprobs(response_logprobs(model, batch), batch.response_ids_B_T)
     assert torch.isfinite(own).all()
