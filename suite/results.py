@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -80,3 +81,12 @@ def read_rows(path: Path, required: tuple[str, ...] = EVAL_ROW_KEYS) -> list[dic
             raise ResultsError(f"{path}:{lineno}: schema {row['schema']} != {SCHEMA_VERSION}; upgrade the suite")
         rows.append(row)
     return rows
+
+
+@contextmanager
+def locked(path: Path):
+    """An exclusive lock across sweep processes (joblib launcher), held while the body runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield

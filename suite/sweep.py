@@ -15,31 +15,26 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import os
 import shlex
 import shutil
 import sys
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import hydra
-import torch
 from omegaconf import DictConfig
 
 from suite.config import SuiteConfig, config_hash, load_config
-from suite.data import eval_rows
-from suite.evaluate import EVALS_FILE, display_path, ensure_local_model, eval_key, evaluate, resolve_model, weights_sha256
-from suite.leaderboard import RUNS_FILE, paired_delta, write_leaderboard
-from suite.results import SCHEMA_VERSION, append_row, read_rows
-from suite import opd_math
-from suite.rollout import response_logprobs, sample_rollouts, token_logprobs
-from suite.plots import CURVES_DIR
-from suite.serve import SGLangServer
-from suite.trainer import METRICS_FILE, OPDTrainer, make_teacher, read_metrics
+from suite.evaluation.harness import cached_eval, display_path, ensure_local_model
+from suite.reporting.leaderboard import RUNS_FILE, paired_delta, write_leaderboard
+from suite.results import SCHEMA_VERSION, append_row, locked
+from suite.reporting.plots import CURVES_DIR
+from suite.serving.server import SGLangServer
+from suite.training.heldout import heldout_reverse_kl
+from suite.training.trainer import METRICS_FILE, OPDTrainer, make_teacher, read_metrics
 
 
 INVOCATION_ENV = "OPD_SUITE_INVOCATION"
@@ -50,58 +45,6 @@ def run_name(cfg: SuiteConfig) -> str:
     t = cfg.trainer
     return (f"{cfg.task.name}-{cfg.student.name}-{t.opd_estimator}-kl{cfg.opd_kl_coef:g}-rs{cfg.reward_scale:g}"
             f"-s{cfg.seed}-{config_hash(cfg)[:6]}")
-
-
-@contextmanager
-def _locked(path: Path):
-    """An exclusive lock across sweep processes (joblib launcher), held while the body runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
-
-
-def cached_eval(cfg: SuiteConfig, model: str, command: str) -> dict:
-    """The eval row of ``model`` (teacher, student or a checkpoint), reused when one with the same eval key exists."""
-    results_dir = Path(cfg.results_dir)
-    model_cfg = dataclasses.replace(cfg, model=model)
-    _, spec = resolve_model(model_cfg)
-    with _locked(results_dir / ".eval.lock"):
-        key = eval_key(model_cfg, spec, weights_sha256(spec.path))
-        cached = [r for r in read_rows(results_dir / EVALS_FILE) if r["eval_key"] == key]
-        if cached:
-            print(f"{spec.name}: reusing eval {cached[-1]['row_id']} (acc {cached[-1]['accuracy']:.3f}, n={cached[-1]['n']})")
-            return cached[-1]
-        return evaluate(model_cfg, command=command)
-
-
-@torch.no_grad()
-def heldout_reverse_kl(cfg: SuiteConfig, model_path: str | Path, teacher) -> float:
-    """Per-token reverse KL(student || teacher) on the student's own T=1 samples of held-out prompts.
-
-    Exact over the vocabulary when the teacher returns full distributions, else the sampled-token
-    estimate. Only a measurement: nothing here trains, so using eval prompts leaks nothing.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, cfg.student.dtype))
-    model = model.to(cfg.trainer.device).eval()
-    tok = AutoTokenizer.from_pretrained(model_path)
-    rows = eval_rows(cfg.task.name, cfg.task.source)[: cfg.trainer.kl_eval_prompts]
-    torch.manual_seed(cfg.seed + 12345)
-    total, tokens = 0.0, 0.0
-    for lo in range(0, len(rows), 128):
-        batch = sample_rollouts(model, tok, [r["prompt"] for r in rows[lo : lo + 128]], 1.0,
-                                cfg.trainer.rollout_max_response_len, cfg.student.enable_thinking)
-        t_scores = teacher.score(batch, full=cfg.trainer.teacher_backend == "hf")
-        logp_B_T_V = response_logprobs(model, batch)
-        if t_scores.logp_full_B_T_V is not None:
-            kl_B_T = opd_math.exact_reverse_kl(logp_B_T_V, t_scores.logp_full_B_T_V)
-        else:
-            kl_B_T = opd_math.sampled_reverse_kl(token_logprobs(logp_B_T_V, batch.response_ids_B_T), t_scores.logp_B_T)
-        total += (kl_B_T * batch.response_mask_B_T).sum().item()
-        tokens += batch.response_mask_B_T.sum().item()
-    return total / max(tokens, 1.0)
 
 
 def run_job(cfg: SuiteConfig, command: str) -> dict:
@@ -142,7 +85,7 @@ def run_job(cfg: SuiteConfig, command: str) -> dict:
     curves = results_dir / CURVES_DIR / f"{run_dir.name}.jsonl"
     curves.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir / METRICS_FILE, curves)  # results/ alone can redraw the training curves
-    with _locked(results_dir / ".leaderboard.lock"):
+    with locked(results_dir / ".leaderboard.lock"):
         append_row(results_dir / RUNS_FILE, row)
         write_leaderboard(results_dir)
     d = row["paired_delta"]

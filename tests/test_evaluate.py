@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from suite.config import load_config
-from suite.evaluate import evaluate, weights_sha256
+from suite.evaluation.harness import evaluate, weights_sha256
 from suite.paths import REPO_ROOT, TOY_MODELS_DIR
 from suite.results import EVAL_ROW_KEYS, read_rows
 

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from suite.contamination import overlap_report
+from suite.reporting.contamination import overlap_report
 from suite.data import near_duplicates
-from suite.leaderboard import write_leaderboard
+from suite.reporting.leaderboard import write_leaderboard
 from suite.paths import RESULTS_DIR
 from suite.results import read_rows
 

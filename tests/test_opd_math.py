@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from suite import opd_math
+from suite.training import opd_math
 
 
 def test_grpo_group_normalisation_exact():

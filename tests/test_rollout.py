@@ -7,8 +7,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from suite.data import train_rows
 from suite.paths import TOY_MODELS_DIR
-from suite.rollout import decode_responses, encode_prompts, response_logprobs, sample_rollouts, token_logprobs
-from suite.teacher import HFTeacher
+from suite.training.rollout import decode_responses, encode_prompts, response_logprobs, sample_rollouts, token_logprobs
+from suite.training.teacher import HFTeacher
 
 
 @pytest.fixture(scope="module")

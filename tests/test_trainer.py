@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from suite.config import load_config
 from suite.paths import REPO_ROOT, TOY_MODELS_DIR
-from suite.trainer import OPDTrainer, list_checkpoints, read_metrics
+from suite.training.trainer import OPDTrainer, list_checkpoints, read_metrics
 
 TIMING = {"rollout_tok_s", "teacher_tok_s", "train_tok_s", "step_seconds"}
 

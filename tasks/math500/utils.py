@@ -1,5 +1,5 @@
 """lm-eval hooks for math500; data loading and scoring live in suite (one module each)."""
 
-from suite.lm_eval_glue import doc_to_text, loader, process_results  # noqa: F401
+from suite.evaluation.lm_eval_glue import doc_to_text, loader, process_results  # noqa: F401
 
 load = loader("math500")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from suite.gates import GateThresholds, check, load_thresholds
-from suite.leaderboard import paired_delta
+from suite.reporting.gates import GateThresholds, check, load_thresholds
+from suite.reporting.leaderboard import paired_delta
 from suite.paths import RESULTS_DIR
 from suite.results import append_row, read_rows, write_jsonl_atomic
 from suite.stats import wilson_interval

@@ -15,9 +15,9 @@ from hydra import compose, initialize_config_dir
 from suite.config import load_config
 from suite.data import train_rows
 from suite.paths import REPO_ROOT, TOY_MODELS_DIR
-from suite.rollout import sample_rollouts
-from suite.serve import SGLangServer, is_healthy
-from suite.teacher import HFTeacher, SGLangTeacher, TeacherServerError
+from suite.training.rollout import sample_rollouts
+from suite.serving.server import SGLangServer, is_healthy
+from suite.training.teacher import HFTeacher, SGLangTeacher, TeacherServerError
 
 SGLANG_PYTHON = REPO_ROOT / ".venv-sglang" / "bin" / "python"
 
@@ -97,7 +97,7 @@ def test_sglang_ignores_temperature_on_input_logprobs(server, batch):
 
 
 def test_one_opd_step_matches_the_hf_backend(server, tmp_path):
-    from suite.trainer import OPDTrainer, read_metrics
+    from suite.training.trainer import OPDTrainer, read_metrics
 
     common = ["trainer.num_rollout=1", "trainer.rollout_batch_size=4", "trainer.n_samples_per_prompt=2",
               "trainer.global_batch_size=8", "trainer.opd_estimator=sampled", "trainer.progress_bar=false"]
@@ -145,7 +145,7 @@ def test_sweep_job_starts_its_own_server_and_trains_against_it(tmp_path):
 
 
 def test_lm_eval_through_sglang_equals_hf_on_the_teacher(tmp_path):
-    from suite.evaluate import evaluate
+    from suite.evaluation.harness import evaluate
 
     common = ["model=teacher", "task.limit=100", f"results_dir={tmp_path}"]
     hf = evaluate(_cfg(*common), command="hf")
@@ -160,7 +160,7 @@ def test_lm_eval_through_sglang_equals_hf_on_the_teacher(tmp_path):
 
 def test_training_run_survives_a_server_restart(server, tmp_path, monkeypatch):
     """The server dies before step 2's scoring and comes back: no step lost, none duplicated, same numbers."""
-    from suite.trainer import OPDTrainer, read_metrics
+    from suite.training.trainer import OPDTrainer, read_metrics
 
     cfg = _cfg("trainer.teacher_backend=sglang", "trainer.opd_estimator=sampled", f"serve.url={server.url}",
                "serve.retries=8", "serve.backoff_s=1.0", "trainer.num_rollout=3", "trainer.save_interval=1",

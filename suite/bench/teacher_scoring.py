@@ -1,4 +1,4 @@
-"""Benchmarks (not tests): numbers to compare across machines, written to ``results/bench/``.
+"""Teacher-scoring benchmark (not a test): the SGLang client against a bare loop, to ``results/bench/``.
 
     python -m suite.bench teacher_scoring              # start an SGLang server for the toy teacher
     python -m suite.bench teacher_scoring --url URL    # or measure a running one
@@ -33,7 +33,7 @@ def _rollouts(n: int):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from suite.data import train_rows
-    from suite.rollout import sample_rollouts
+    from suite.training.rollout import sample_rollouts
 
     student = AutoModelForCausalLM.from_pretrained(TOY_MODELS_DIR / "student")
     tok = AutoTokenizer.from_pretrained(TOY_MODELS_DIR / "student")
@@ -54,7 +54,7 @@ def _tight_loop(url: str, sequences: list[list[int]]) -> tuple[float, float]:
 
 
 def teacher_scoring(url: str, n: int, repeats: int, concurrency: int) -> dict:
-    from suite.teacher import SGLangTeacher
+    from suite.training.teacher import SGLangTeacher
 
     batch = _rollouts(n)
     sequences = [batch.input_ids_B_L[i][batch.attention_mask_B_L[i].bool()].tolist() for i in range(n)]
@@ -87,8 +87,7 @@ def teacher_scoring(url: str, n: int, repeats: int, concurrency: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", choices=["teacher_scoring"])
+    parser = argparse.ArgumentParser(prog="python -m suite.bench teacher_scoring", description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running SGLang server serving the toy teacher (else one is started)")
     parser.add_argument("--sequences", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
@@ -102,16 +101,12 @@ def main(argv: list[str] | None = None) -> None:
 
         from suite.config import load_config
         from suite.paths import REPO_ROOT
-        from suite.serve import SGLangServer
+        from suite.serving.server import SGLangServer
 
         with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
             cfg = load_config(compose(config_name="evaluate", overrides=["serve.port=31777"]))
         with SGLangServer(cfg.teacher, cfg.serve) as url:
             report = teacher_scoring(url, args.sequences, args.repeats, args.concurrency)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "teacher_scoring.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -2,7 +2,7 @@
 
 Every backend implements :class:`TeacherBackend`. ``hf`` runs the teacher in-process with
 transformers (the embedded default, and one-GPU setups); ``sglang`` talks to an SGLang server
-(:mod:`suite.serve`). A backend returns log-probs aligned to the batch's response tokens.
+(:mod:`suite.serving.server`). A backend returns log-probs aligned to the batch's response tokens.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Protocol
 
 import torch
 
-from suite.rollout import RolloutBatch, response_logprobs, token_logprobs
+from suite.training.rollout import RolloutBatch, response_logprobs, token_logprobs
 
 
 @dataclass

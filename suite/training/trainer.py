@@ -5,7 +5,7 @@ One rollout step, following slime's order:
 1. draw ``rollout_batch_size`` prompts from the task's train split (a seeded RNG);
 2. sample ``n_samples_per_prompt`` responses each from the student at ``rollout_temperature``,
    from the true policy (no top-k/top-p);
-3. score the response tokens under the teacher (:class:`suite.teacher.TeacherBackend`);
+3. score the response tokens under the teacher (:class:`suite.training.teacher.TeacherBackend`);
 4. reward each response with :mod:`suite.scoring` (+1 correct, -1 otherwise);
 5. ``A_grpo`` from the rewards of each prompt's group (``trainer.advantage_mode``), then
    * ``opd_estimator=sampled`` (slime/tinker): ``A_t = reward_scale*A_grpo - opd_kl_coef*(logp_s - logp_t)``
@@ -30,13 +30,13 @@ from pathlib import Path
 
 import torch
 
-from suite import opd_math
+from suite.training import opd_math
 from suite.config import SuiteConfig
 from suite.data import train_rows
 from suite.results import write_jsonl_atomic
-from suite.rollout import RolloutBatch, decode_responses, response_logprobs, sample_rollouts, token_logprobs
+from suite.training.rollout import RolloutBatch, decode_responses, response_logprobs, sample_rollouts, token_logprobs
 from suite.scoring import score
-from suite.teacher import HFTeacher, SGLangTeacher, TeacherBackend
+from suite.training.teacher import HFTeacher, SGLangTeacher, TeacherBackend
 
 STATE_FILE = "trainer_state.pt"
 METRICS_FILE = "metrics.jsonl"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from suite.leaderboard import RUNS_FILE, paired_delta
+from suite.reporting.leaderboard import RUNS_FILE, paired_delta
 from suite.paths import REPO_ROOT
 from suite.results import EVAL_ROW_KEYS, RUN_ROW_KEYS, read_rows
 

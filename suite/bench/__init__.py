@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): ``python -m suite.bench NAME``; numbers go to ``results/bench/``."""

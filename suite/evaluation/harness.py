@@ -1,0 +1,229 @@
+"""Score a checkpoint on a task through lm-eval; append one results row, write its samples beside it.
+
+    python -m suite.evaluate                          # toy student on toy_arith, greedy
+    python -m suite.evaluate -m model=teacher,student
+    python -m suite.evaluate model=outputs/run/ckpt task=gsm8k
+
+Baselines and OPD checkpoints go through this same path, so their numbers are comparable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import sys
+import time
+import uuid
+import dataclasses
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from suite.config import ModelConfig, SuiteConfig, config_hash
+from suite.paths import REPO_ROOT, TASKS_DIR, TOY_MODELS_DIR
+from suite.results import SCHEMA_VERSION, append_row, locked, read_rows, write_jsonl_atomic
+from suite.scoring import score
+from suite.stats import bootstrap_mean_ci, pass_at_k, wilson_interval
+
+EVALS_FILE = "evals.jsonl"
+
+
+def resolve_model(cfg: SuiteConfig) -> tuple[str, ModelConfig]:
+    """(role, model config) for ``cfg.model``: the teacher, the student, or a checkpoint path."""
+    if cfg.model in ("teacher", "student"):
+        return cfg.model, getattr(cfg, cfg.model)
+    path = Path(cfg.model).expanduser()
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"model={cfg.model!r}: no config.json there; pass teacher, student or an HF "
+                                "checkpoint directory (one with config.json and *.safetensors)")
+    # A checkpoint inherits the student's settings (dtype, thinking) and changes only the path.
+    name = f"{path.parent.parent.name}/{path.name}" if path.parent.name == "checkpoints" else path.name
+    return "checkpoint", ModelConfig(**{**asdict(cfg.student), "name": name, "path": str(path.resolve())})
+
+
+def weights_sha256(path: str) -> str | None:
+    """sha256 over the checkpoint's *.safetensors files (sorted by name); None for a hub id."""
+    files = sorted(Path(path).glob("*.safetensors"))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for f in files:
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def task_version(task: str) -> str | None:
+    """``metadata.version`` of ``tasks/<task>/<task>.yaml`` (read as text: the YAML has !function tags)."""
+    text = (TASKS_DIR / task / f"{task}.yaml").read_text()
+    found = re.search(r"^\s+version:\s*(\S+)", text.split("metadata:", 1)[-1], re.MULTILINE)
+    return found.group(1) if found else None
+
+
+def eval_key(cfg: SuiteConfig, model: ModelConfig, weights: str | None) -> str:
+    """What makes two evaluations interchangeable: same weights, task version, rows and sampling."""
+    key = {"weights": weights or model.path, "task": cfg.task.name, "version": task_version(cfg.task.name),
+           "source": cfg.task.source, "limit": cfg.task.limit, "eval": asdict(cfg.eval),
+           "thinking": model.enable_thinking, "backend": cfg.backend.lm_eval_model, "seed": cfg.seed}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def ensure_local_model(model: ModelConfig) -> None:
+    if Path(model.path).resolve().is_relative_to(TOY_MODELS_DIR.resolve()):
+        from suite.toyworld.build import ensure_toy_world
+
+        ensure_toy_world()
+
+
+def run_lm_eval(cfg: SuiteConfig, model: ModelConfig) -> dict:
+    """lm-eval on ``model``: in-process (``hf``) or through an SGLang server serving it (``sglang-generate``)."""
+    if cfg.backend.lm_eval_model != "sglang-generate":
+        model_args = {"pretrained": model.path, "dtype": model.dtype, "enable_thinking": model.enable_thinking}
+        if model.enable_thinking:
+            model_args["think_end_token"] = cfg.eval.think_end_token
+        return _simple_evaluate(cfg, model_args)
+    from suite.serving.server import SGLangServer
+
+    if not model.enable_thinking:
+        raise ValueError(f"{model.name}: backend=sglang renders the tokenizer's default chat template (thinking "
+                         "on); use backend=hf for enable_thinking=false")
+    with SGLangServer(model, cfg.serve) as url:  # the server serves the model under evaluation
+        model_args = {"base_url": f"{url}/generate", "tokenizer": model.path, "num_concurrent": cfg.serve.concurrency,
+                      "max_length": model.context_length or 2048}
+        return _simple_evaluate(cfg, model_args)
+
+
+def _simple_evaluate(cfg: SuiteConfig, model_args: dict) -> dict:
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(TASKS_DIR), metadata={"source": cfg.task.source})
+    task: object = cfg.task.name
+    if cfg.eval.samples_per_problem > 1:  # lm-eval's `repeats`: k generations per problem
+        from lm_eval.tasks import get_task_dict
+
+        task = get_task_dict([cfg.task.name], manager)[cfg.task.name]
+        task.config.repeats = cfg.eval.samples_per_problem
+    return lm_eval.simple_evaluate(
+        model=cfg.backend.lm_eval_model,
+        model_args=model_args,
+        tasks=[task],
+        task_manager=manager,
+        batch_size=cfg.backend.batch_size,
+        device=cfg.backend.device,
+        apply_chat_template=True,
+        gen_kwargs=cfg.eval.gen_kwargs(),
+        log_samples=True,
+        limit=cfg.task.limit,
+        random_seed=cfg.seed,
+        numpy_random_seed=cfg.seed,
+        torch_random_seed=cfg.seed,
+        fewshot_random_seed=cfg.seed,
+        bootstrap_iters=0,  # intervals are computed here (Wilson), not by lm-eval's bootstrap
+    )
+
+
+def _sample_rows(samples: list[dict]) -> list[dict]:
+    """One row per problem, scored here by suite.scoring on every one of its k responses.
+
+    ``correct`` / ``format_failure`` are 0/1 for one response per problem, the fraction over k otherwise.
+    """
+    rows = []
+    for s in sorted(samples, key=lambda s: s["doc_id"]):
+        responses = [r if isinstance(r, str) else r[0] for r in s["resps"][0]]
+        outcomes = [score(r, s["doc"]["label"]) for r in responses]
+        k = len(outcomes)
+        correct = sum(o.correct for o in outcomes)
+        failures = sum(not o.format_ok for o in outcomes)
+        row = {"doc_id": s["doc_id"], "id": s["doc"]["id"], "label": s["doc"]["label"], "response": responses[0],
+               "k": k, "n_correct": correct, "n_format_failures": failures,
+               "correct": correct if k == 1 else correct / k, "format_failure": failures if k == 1 else failures / k}
+        if k > 1:
+            row["responses"] = responses
+        rows.append(row)
+    return rows
+
+
+def summarize(samples: list[dict]) -> dict:
+    """n, accuracy (avg@k) with its 95% interval, format failures, and pass@k when k > 1."""
+    n, k = len(samples), samples[0]["k"] if samples else 1
+    correct = sum(s["n_correct"] for s in samples)
+    failures = sum(s["n_format_failures"] for s in samples)
+    out = {"n": n, "samples_per_problem": k, "correct": correct, "accuracy": correct / (n * k) if n else None,
+           "format_failures": failures, "format_failure_rate": failures / (n * k) if n else None}
+    if k == 1:
+        out.update(ci95=list(wilson_interval(correct, n)), ci_method="wilson")
+    else:
+        out.update(ci95=list(bootstrap_mean_ci([s["correct"] for s in samples])), ci_method="bootstrap over problems",
+                   metric=f"avg@{k}")
+        per_problem = [pass_at_k(k, s["n_correct"], k) for s in samples]
+        out["pass_at_k"] = {"k": k, "value": sum(per_problem) / n, "ci95": list(bootstrap_mean_ci(per_problem))}
+    return out
+
+
+def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
+    """Score ``cfg.model`` on ``cfg.task`` through lm-eval; returns the results row it appended."""
+    role, model = resolve_model(cfg)
+    ensure_local_model(model)
+    start = time.time()
+    out = run_lm_eval(cfg, model)
+    wall = time.time() - start
+    task = cfg.task.name
+    samples = _sample_rows(out["samples"][task])
+    summary = summarize(samples)
+    task_cfg = out["configs"][task]
+    weights = weights_sha256(model.path)
+    row_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    results_dir = Path(cfg.results_dir)
+    samples_file = results_dir / "samples" / f"{row_id}.jsonl"
+    write_jsonl_atomic(samples_file, samples)
+    row = {
+        "schema": SCHEMA_VERSION, "row_id": row_id, "kind": "eval",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": task, "task_version": task_cfg.get("metadata", {}).get("version"), "source": cfg.task.source,
+        "limit": cfg.task.limit, **summary,
+        "model": {"role": role, "name": model.name, "path": display_path(model.path)},
+        "weights_sha256": weights, "eval_key": eval_key(cfg, model, weights),
+        "backend": asdict(cfg.backend),
+        "sampling": {**task_cfg.get("generation_kwargs", {}), **cfg.eval.gen_kwargs(),
+                     "enable_thinking": model.enable_thinking, "apply_chat_template": True},
+        "seed": cfg.seed, "config_hash": config_hash(cfg),
+        "command": command or "python -m suite.evaluate " + shlex.join(sys.argv[1:]),
+        "samples_file": os.path.relpath(samples_file, results_dir), "wall_seconds": round(wall, 1),
+        "lm_eval_version": out.get("config", {}).get("lm_eval_version") or _lm_eval_version(),
+    }
+    append_row(results_dir / EVALS_FILE, row)
+    lo, hi = row["ci95"]
+    print(f"{task} v{row['task_version']} | {model.name} | n={row['n']} acc={row['accuracy']:.3f} "
+          f"[{lo:.3f}, {hi:.3f}] format-fail={row['format_failure_rate']:.3f} | {wall:.0f}s -> {results_dir / EVALS_FILE}")
+    return row
+
+
+def display_path(path: str) -> str:
+    """Repo-relative for checkpoints inside the repo (rows stay valid in any clone), else as given."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else path
+
+
+def _lm_eval_version() -> str:
+    from importlib.metadata import version
+
+    return version("lm_eval")
+
+
+def cached_eval(cfg: SuiteConfig, model: str, command: str) -> dict:
+    """The eval row of ``model`` (teacher, student or a checkpoint), reused when one with the same eval key exists."""
+    results_dir = Path(cfg.results_dir)
+    model_cfg = dataclasses.replace(cfg, model=model)
+    _, spec = resolve_model(model_cfg)
+    with locked(results_dir / ".eval.lock"):
+        key = eval_key(model_cfg, spec, weights_sha256(spec.path))
+        cached = [r for r in read_rows(results_dir / EVALS_FILE) if r["eval_key"] == key]
+        if cached:
+            print(f"{spec.name}: reusing eval {cached[-1]['row_id']} (acc {cached[-1]['accuracy']:.3f}, n={cached[-1]['n']})")
+            return cached[-1]
+        return evaluate(model_cfg, command=command)
