@@ -25,6 +25,9 @@ class ConfigError(ValueError):
     """A configuration the suite refuses to run; the message names the key and the fix."""
 
 
+ROLLOUT_ENGINES = ("generate",)  # suite/training/engine.py implements each (tests/test_engine.py checks)
+
+
 def _check(ok: bool, key: str, value: Any, fix: str) -> None:
     if not ok:
         raise ConfigError(f"bad config value {key}={value!r}: {fix}")
@@ -55,6 +58,10 @@ class ModelConfig:
     tp_size: int = 1
     mem_fraction_static: float = 0.8
     context_length: Optional[int] = None
+    device: Optional[str] = None  # where an in-process copy runs (e.g. the teacher on cuda:1); null = trainer.device
+    # A real-shape stand-in: build the model from path/config.json with random weights (memory and speed
+    # measurements at Qwen3's shapes without downloading weights; never a model to evaluate).
+    random_init: bool = False
 
     def __post_init__(self) -> None:
         _check(self.dtype in ("float32", "bfloat16", "float16"), "<model>.dtype", self.dtype,
@@ -164,13 +171,19 @@ class TrainerConfig:
     weight_decay: float = 0.0
     teacher_backend: str = "hf"  # hf (in-process) | sglang (a server: `serve` settings)
     device: str = "cpu"
+    # How the step runs (not what it computes; outside the config hash):
+    micro_batch_size: Optional[int] = None  # sequences per forward/backward; null = a whole optimizer step
+    activation_checkpointing: bool = False  # recompute each decoder layer in backward (real shapes)
+    distributed: str = "none"  # none (one process) | fsdp (FSDP2 under torchrun, one process per GPU)
+    lm_head_chunk: int = 1024  # positions per chunk of the LM head (memory O(chunk x vocab))
+    rollout_engine: str = "generate"  # see suite/training/engine.py
     kl_eval_prompts: int = 256  # held-out prompts for the before/after reverse-KL measurement
     progress_bar: bool = True
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
         for key in ("num_rollout", "rollout_batch_size", "n_samples_per_prompt", "rollout_max_response_len",
-                    "global_batch_size", "save_interval", "opd_topk"):
+                    "global_batch_size", "save_interval", "opd_topk", "lm_head_chunk"):
             _check(getattr(self, key) >= 1, f"trainer.{key}", getattr(self, key), "use a positive integer")
         _check(self.rollout_temperature > 0, "trainer.rollout_temperature", self.rollout_temperature,
                "on-policy sampling needs a positive temperature (1.0 samples the true policy)")
@@ -191,6 +204,12 @@ class TrainerConfig:
         samples = self.rollout_batch_size * self.n_samples_per_prompt
         _check(samples % self.global_batch_size == 0, "trainer.global_batch_size", self.global_batch_size,
                f"must divide rollout_batch_size * n_samples_per_prompt = {samples}")
+        _check(self.micro_batch_size is None or self.micro_batch_size >= 1, "trainer.micro_batch_size",
+               self.micro_batch_size, "use null (a whole optimizer step) or a positive integer")
+        _check(self.distributed in ("none", "fsdp"), "trainer.distributed", self.distributed,
+               "use none (one process) or fsdp (torchrun --nproc_per_node N -m suite.train ...)")
+        _check(self.rollout_engine in ROLLOUT_ENGINES, "trainer.rollout_engine", self.rollout_engine,
+               f"use one of {', '.join(ROLLOUT_ENGINES)}")
 
 
 @dataclass
@@ -246,5 +265,9 @@ def config_hash(cfg: SuiteConfig) -> str:
     data.pop("runs_dir", None)
     if data["trainer"]["teacher_backend"] == "hf":  # server settings cannot change an in-process run
         data.pop("serve", None)
-    data["trainer"].pop("progress_bar", None)
+    for how in ("progress_bar", "micro_batch_size", "activation_checkpointing", "distributed", "lm_head_chunk",
+                "rollout_engine"):  # how a step runs, not what it computes
+        data["trainer"].pop(how, None)
+    for role in ("teacher", "student"):
+        data[role].pop("device", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]

@@ -7,7 +7,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from suite.data import train_rows
 from suite.paths import TOY_MODELS_DIR
-from suite.training.rollout import decode_responses, encode_prompts, response_logprobs, sample_rollouts, token_logprobs
+from suite.training.rollout import decode_responses, encode_prompts, sample_rollouts
 from suite.training.teacher import HFTeacher
 
 
@@ -60,6 +60,8 @@ def test_teacher_logprobs_align_with_a_per_sequence_forward(student):
     chats = [r["prompt"] for r in train_rows("toy_arith", "local")[:6]]
     batch = sample_rollouts(model, tok, chats, 1.0, max_new_tokens=48, enable_thinking=True)
     scores = teacher.score(batch, full=True, topk=4)
+    hidden_size = teacher.model.config.hidden_size
+    assert scores.hidden_B_T_H.shape == (*batch.response_mask_B_T.shape, hidden_size)
     for i in range(len(chats)):
         keep = batch.attention_mask_B_L[i].bool()
         ids = batch.input_ids_B_L[i][keep][None]
@@ -68,7 +70,21 @@ def test_teacher_logprobs_align_with_a_per_sequence_forward(student):
             logp = torch.log_softmax(teacher.model(input_ids=ids).logits[0, -n - 1 : -1], -1)
         alone = logp.gather(-1, ids[0, -n:, None]).squeeze(-1)
         assert torch.allclose(scores.logp_B_T[i, :n], alone, atol=1e-4)
-    assert scores.logp_full_B_T_V.shape[:2] == batch.response_mask_B_T.shape
-    assert torch.equal(scores.topk_logp_B_T_K, scores.logp_full_B_T_V.topk(4, -1).values)
-    own = token_logprobs(response_logprobs(model, batch), batch.response_ids_B_T)
-    assert torch.isfinite(own).all()
+        assert torch.allclose(scores.topk_logp_B_T_K[i, :n], logp.topk(4, -1).values, atol=1e-4)
+        assert torch.equal(scores.topk_ids_B_T_K[i, :n], logp.topk(4, -1).indices)
+        head_logits = scores.hidden_B_T_H[i, :n] @ scores.weight_V_H.T  # the hidden states reproduce the logits
+        assert torch.allclose(torch.log_softmax(head_logits, -1), logp, atol=1e-4)
+
+
+def test_the_sampled_path_never_asks_the_teacher_for_a_distribution(student):
+    """sampled: token log-probs only; topk: (B, T, K); neither carries hidden states or a (B, T, V) tensor."""
+    model, tok = student
+    teacher = HFTeacher(str(TOY_MODELS_DIR / "teacher"))
+    torch.manual_seed(2)
+    batch = sample_rollouts(model, tok, [r["prompt"] for r in train_rows("toy_arith", "local")[:4]], 1.0,
+                            max_new_tokens=16, enable_thinking=True)
+    sampled = teacher.score(batch)
+    assert sampled.logp_B_T.shape == batch.response_mask_B_T.shape
+    assert sampled.hidden_B_T_H is None and sampled.weight_V_H is None and sampled.topk_ids_B_T_K is None
+    topk = teacher.score(batch, topk=3)
+    assert topk.topk_ids_B_T_K.shape == (*batch.response_mask_B_T.shape, 3) and topk.hidden_B_T_H is None

@@ -8,34 +8,43 @@ import torch
 
 from suite.config import SuiteConfig
 from suite.data import eval_rows
-from suite.training import opd_math
-from suite.training.rollout import response_logprobs, sample_rollouts, token_logprobs
+from suite.training.policy import PolicyHead, Precision, dtype_of, load_causal_lm, rows
+from suite.training.rollout import sample_rollouts
+
+PROMPTS_PER_BATCH = 128
 
 
 @torch.no_grad()
 def heldout_reverse_kl(cfg: SuiteConfig, model_path: str | Path, teacher) -> float:
     """Per-token reverse KL(student || teacher) on the student's own T=1 samples of held-out prompts.
 
-    Exact over the vocabulary when the teacher returns full distributions, else the sampled-token
-    estimate. Only a measurement: nothing here trains, so using eval prompts leaks nothing.
+    Exact over the vocabulary when the teacher is in-process (its hidden states and LM head, chunk by
+    chunk next to the student's: no (B, T, V) tensor), else the sampled-token estimate (unbiased for
+    the same quantity). Only a measurement: nothing here trains, so using eval prompts leaks nothing.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, cfg.student.dtype))
-    model = model.to(cfg.trainer.device).eval()
-    tok = AutoTokenizer.from_pretrained(model_path)
-    rows = eval_rows(cfg.task.name, cfg.task.source)[: cfg.trainer.kl_eval_prompts]
+    t = cfg.trainer
+    device = torch.device(t.device)
+    precision = Precision(dtype_of(cfg.student.dtype), device)
+    model = load_causal_lm(str(model_path), precision.compute, device).eval()
+    head, tok = PolicyHead(model, t.lm_head_chunk), AutoTokenizer.from_pretrained(model_path)
+    prompts = eval_rows(cfg.task.name, cfg.task.source)[: t.kl_eval_prompts]
     torch.manual_seed(cfg.seed + 12345)
     total, tokens = 0.0, 0.0
-    for lo in range(0, len(rows), 128):
-        batch = sample_rollouts(model, tok, [r["prompt"] for r in rows[lo : lo + 128]], 1.0,
-                                cfg.trainer.rollout_max_response_len, cfg.student.enable_thinking)
-        t_scores = teacher.score(batch, full=cfg.trainer.teacher_backend == "hf")
-        logp_B_T_V = response_logprobs(model, batch)
-        if t_scores.logp_full_B_T_V is not None:
-            kl_B_T = opd_math.exact_reverse_kl(logp_B_T_V, t_scores.logp_full_B_T_V)
-        else:
-            kl_B_T = opd_math.sampled_reverse_kl(token_logprobs(logp_B_T_V, batch.response_ids_B_T), t_scores.logp_B_T)
-        total += (kl_B_T * batch.response_mask_B_T).sum().item()
-        tokens += batch.response_mask_B_T.sum().item()
+    micro = t.micro_batch_size or PROMPTS_PER_BATCH
+    for lo in range(0, len(prompts), PROMPTS_PER_BATCH):
+        batch = sample_rollouts(model, tok, [r["prompt"] for r in prompts[lo : lo + PROMPTS_PER_BATCH]], 1.0,
+                                t.rollout_max_response_len, cfg.student.enable_thinking)
+        scores = teacher.score(batch, full=t.teacher_backend == "hf")
+        for a in range(0, batch.input_ids_B_L.shape[0], micro):
+            mb = rows(batch, a, a + micro)
+            keep = mb.response_mask_B_T.bool().cpu()
+            teacher_dist = scores.distribution(a, a + micro, keep, device)
+            stats = head(mb.to(device), teacher_dist, precision.compute)
+            if stats.kl_N is not None:
+                total += stats.kl_N.sum().item()
+            else:
+                total += (stats.logp_N.cpu() - scores.logp_B_T[a : a + micro, : keep.shape[1]][keep]).sum().item()
+            tokens += keep.sum().item()
     return total / max(tokens, 1.0)

@@ -81,9 +81,14 @@ def topk_reverse_kl(
     return head + tail_s.exp() * (tail_s - tail_t)
 
 
-def masked_mean(values_B_T: torch.Tensor, mask_B_T: torch.Tensor) -> torch.Tensor:
-    """Mean over the tokens where ``mask`` is 1 (token-level averaging, as slime's default)."""
-    return (values_B_T * mask_B_T).sum() / mask_B_T.sum().clamp(min=1.0)
+def masked_mean(values_B_T: torch.Tensor, mask_B_T: torch.Tensor, num_tokens: float | None = None) -> torch.Tensor:
+    """Mean over the tokens where ``mask`` is 1 (token-level averaging, as slime's default).
+
+    ``num_tokens`` replaces the denominator: a micro-batch's share of a mean over a larger batch
+    (the micro-batches' shares then add up to the whole batch's mean).
+    """
+    denom = mask_B_T.sum().clamp(min=1.0) if num_tokens is None else max(num_tokens, 1.0)
+    return (values_B_T * mask_B_T).sum() / denom
 
 
 def policy_loss(
@@ -93,6 +98,7 @@ def policy_loss(
     mask_B_T: torch.Tensor,
     clip_low: float = 0.2,
     clip_high: float = 0.28,
+    num_tokens: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """PPO-clipped policy-gradient loss as slime computes it; returns (loss, clip fraction).
 
@@ -103,6 +109,52 @@ def policy_loss(
     ratio_B_T = torch.exp(logp_B_T - logp_old_B_T)
     unclipped = -adv_B_T * ratio_B_T
     clipped = -adv_B_T * ratio_B_T.clamp(1.0 - clip_low, 1.0 + clip_high)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask_B_T)
-    clip_frac = masked_mean((clipped > unclipped).float(), mask_B_T)
+    loss = masked_mean(torch.maximum(unclipped, clipped), mask_B_T, num_tokens)
+    clip_frac = masked_mean((clipped > unclipped).float(), mask_B_T, num_tokens)
     return loss, clip_frac
+
+
+def opd_loss(
+    logp_N: torch.Tensor,
+    old_logp_N: torch.Tensor,
+    adv_N: torch.Tensor,
+    teacher_logp_N: torch.Tensor,
+    kl_N: torch.Tensor | None,
+    *,
+    estimator: str,
+    opd_kl_coef: float,
+    reward_scale: float,
+    clip_low: float,
+    clip_high: float,
+    num_tokens: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The OPD objective over N response tokens that are part of a batch of ``num_tokens`` tokens.
+
+    ``adv_N`` is each token's sequence advantage ``A_grpo``; ``logp_N`` the student's log-prob of the
+    token (differentiable), ``old_logp_N`` the behaviour policy's, ``teacher_logp_N`` the teacher's.
+
+    * ``sampled`` (slime, tinker): ``A_t = reward_scale * A_grpo - opd_kl_coef * (logp_s - logp_t)``
+      (``logp_s`` detached) in the PPO-clipped policy loss;
+    * ``full`` / ``topk``: ``A_t = reward_scale * A_grpo`` in the policy loss, plus
+      ``opd_kl_coef * mean_t KL_t`` with ``kl_N`` the per-position reverse KL (exact, or top-K + tail),
+      differentiable: the same objective's gradient without one token's sampling noise.
+
+    Means are over ``num_tokens`` (the global batch), so the micro-batches' losses add up to the
+    batch's loss. Returns the loss and per-token *sums* for metrics (``pg_loss``, ``kl_loss``,
+    ``clip``, ``kl_sampled``; ``kl_exact`` for ``full``).
+    """
+    ones = torch.ones_like(logp_N)
+    if estimator == "sampled":
+        adv_t = opd_token_advantages(adv_N, logp_N.detach()[:, None], teacher_logp_N[:, None], opd_kl_coef, reward_scale)[:, 0]
+        kl_loss = logp_N.new_zeros(())
+    else:
+        adv_t = reward_scale * adv_N
+        kl_loss = masked_mean(kl_N, ones, num_tokens)
+    pg_loss, clip = policy_loss(logp_N, old_logp_N, adv_t, ones, clip_low, clip_high, num_tokens)
+    loss = pg_loss + (opd_kl_coef * kl_loss if estimator != "sampled" else 0.0)
+    sums = {"pg_loss": pg_loss.detach() * num_tokens, "kl_loss": kl_loss.detach() * num_tokens,
+            "clip_frac": clip.detach() * num_tokens,
+            "kl_sampled": sampled_reverse_kl(logp_N.detach(), teacher_logp_N).sum()}
+    if estimator == "full":
+        sums["kl_exact"] = kl_N.detach().sum()
+    return loss, sums

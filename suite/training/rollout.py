@@ -38,6 +38,10 @@ class RolloutBatch:
     def response_lengths_B(self) -> torch.Tensor:
         return self.response_mask_B_T.sum(dim=1)
 
+    def to(self, device) -> "RolloutBatch":
+        return RolloutBatch(self.input_ids_B_L.to(device), self.attention_mask_B_L.to(device),
+                            self.response_mask_B_T.to(device), self.prompt_width, self.truncated_B.to(device))
+
 
 def encode_prompts(tok, chats: list[list[dict]], enable_thinking: bool) -> dict[str, torch.Tensor]:
     texts = [tok.apply_chat_template(c, add_generation_prompt=True, enable_thinking=enable_thinking, tokenize=False)
@@ -63,21 +67,6 @@ def sample_rollouts(model, tok, chats: list[list[dict]], temperature: float, max
     attention_mask_B_L = torch.cat([enc["attention_mask"], response_mask_B_T.long()], dim=1)
     input_ids_B_L = torch.where(attention_mask_B_L.bool(), out_B_L, torch.full_like(out_B_L, tok.pad_token_id))
     return RolloutBatch(input_ids_B_L, attention_mask_B_L, response_mask_B_T, prompt_width, ~is_eos_B_T.any(dim=1))
-
-
-def response_logits(model, batch: RolloutBatch) -> torch.Tensor:
-    """Logits predicting each response token, shape (B, T, V)."""
-    logits_B_L_V = model(input_ids=batch.input_ids_B_L, attention_mask=batch.attention_mask_B_L).logits
-    return logits_B_L_V[:, batch.prompt_width - 1 : -1]
-
-
-def response_logprobs(model, batch: RolloutBatch) -> torch.Tensor:
-    """Log-probabilities (float32) over the vocabulary at each response position, shape (B, T, V)."""
-    return torch.log_softmax(response_logits(model, batch).float(), dim=-1)
-
-
-def token_logprobs(logp_B_T_V: torch.Tensor, ids_B_T: torch.Tensor) -> torch.Tensor:
-    return torch.gather(logp_B_T_V, -1, ids_B_T.unsqueeze(-1)).squeeze(-1)
 
 
 def decode_responses(tok, batch: RolloutBatch) -> list[str]:

@@ -12,15 +12,39 @@ from typing import Protocol
 
 import torch
 
-from suite.training.rollout import RolloutBatch, response_logprobs, token_logprobs
+from suite.training.lm_head import DEFAULT_CHUNK, TeacherDistribution, token_stats, topk_logprobs
+from suite.training.policy import dtype_of, load_causal_lm, output_weight, response_hidden, rows
+from suite.training.rollout import RolloutBatch
 
 
 @dataclass
 class TeacherScores:
-    logp_B_T: torch.Tensor  # log p_teacher of each sampled response token (0 on padding)
-    logp_full_B_T_V: torch.Tensor | None = None  # the whole distribution, when the backend has it
+    """What the teacher returns: only what the estimator needs, never a (B, T, V) distribution.
+
+    * always: ``logp_B_T``, log p_teacher of each sampled response token (0 on padding);
+    * ``topk=K``: its top-K log-probs and ids at each response position, (B, T, K);
+    * ``full=True`` (in-process teacher only): its final hidden states at the response positions
+      and its LM head, from which :mod:`suite.training.lm_head` computes the exact KL chunk by chunk
+      next to the student's logits.
+    """
+
+    logp_B_T: torch.Tensor
+    hidden_B_T_H: torch.Tensor | None = None
+    weight_V_H: torch.Tensor | None = None
     topk_ids_B_T_K: torch.Tensor | None = None
     topk_logp_B_T_K: torch.Tensor | None = None
+
+    def distribution(self, lo: int, hi: int, mask_b_T: torch.Tensor, device) -> TeacherDistribution | None:
+        """The teacher's distribution for sequences ``lo:hi`` at the response tokens ``mask_b_T`` selects."""
+        width = mask_b_T.shape[1]
+        keep = mask_b_T.bool()
+        if self.hidden_B_T_H is not None:
+            return TeacherDistribution(hidden_N_H=self.hidden_B_T_H[lo:hi, :width][keep.to(self.hidden_B_T_H.device)].to(device),
+                                       weight_V_H=self.weight_V_H.to(device))
+        if self.topk_ids_B_T_K is not None:
+            return TeacherDistribution(topk_logp_N_K=self.topk_logp_B_T_K[lo:hi, :width][keep].to(device),
+                                       topk_ids_N_K=self.topk_ids_B_T_K[lo:hi, :width][keep].to(device))
+        return None
 
 
 class TeacherBackend(Protocol):
@@ -30,23 +54,43 @@ class TeacherBackend(Protocol):
 
 
 class HFTeacher:
-    """The teacher in-process: one forward pass per batch, at the teacher's own temperature of 1."""
+    """The teacher in-process, at its own temperature of 1, micro-batched, on its own device if asked.
 
-    def __init__(self, path: str, dtype: str = "float32", device: str = "cpu"):
-        from transformers import AutoModelForCausalLM
+    Its forward runs the decoder only; the LM head is applied chunk by chunk to the response
+    positions (:mod:`suite.training.lm_head`), so no (B, T, V) tensor is built.
+    """
 
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device).eval()
-        self.device = device
+    def __init__(self, path: str, dtype: str = "float32", device: str = "cpu", micro_batch_size: int = 64,
+                 chunk_size: int = DEFAULT_CHUNK, random_init: bool = False):
+        self.device = torch.device(device)
+        self.model = load_causal_lm(path, dtype_of(dtype), self.device, random_init)
+        self.model.eval()
+        self.micro_batch_size, self.chunk_size = micro_batch_size, chunk_size
+        self.compute = dtype_of(dtype)
 
     @torch.no_grad()
     def score(self, batch: RolloutBatch, full: bool = False, topk: int = 0) -> TeacherScores:
-        logp_B_T_V = response_logprobs(self.model, batch)
-        scores = TeacherScores(token_logprobs(logp_B_T_V, batch.response_ids_B_T) * batch.response_mask_B_T)
-        if full:
-            scores.logp_full_B_T_V = logp_B_T_V
-        if topk:
-            scores.topk_logp_B_T_K, scores.topk_ids_B_T_K = logp_B_T_V.topk(topk, dim=-1)
-        return scores
+        B, T = batch.response_mask_B_T.shape
+        dev = self.device
+        logp_B_T = torch.zeros(B, T)
+        hidden = torch.zeros(B, T, self.model.config.hidden_size, dtype=self.compute, device=dev) if full else None
+        top_logp = torch.full((B, T, topk), -1e9) if topk else None
+        top_ids = torch.zeros((B, T, topk), dtype=torch.long) if topk else None
+        weight = output_weight(self.model)
+        for lo in range(0, B, self.micro_batch_size):
+            mb = rows(batch, lo, lo + self.micro_batch_size).to(dev)
+            h_b_T_H = response_hidden(self.model, mb)
+            keep, width, hi = mb.response_mask_B_T.bool(), mb.response_mask_B_T.shape[1], lo + mb.input_ids_B_L.shape[0]
+            h_N_H = h_b_T_H[keep]
+            stats = token_stats(h_N_H, weight, mb.response_ids_B_T[keep], chunk_size=self.chunk_size)
+            logp_B_T[lo:hi, :width][keep.cpu()] = stats.logp_N.cpu()
+            if topk:
+                vals, ids = topk_logprobs(h_N_H, weight, topk, self.chunk_size)
+                top_logp[lo:hi, :width][keep.cpu()] = vals.cpu()
+                top_ids[lo:hi, :width][keep.cpu()] = ids.cpu()
+            if full:
+                hidden[lo:hi, :width] = h_b_T_H.to(self.compute)
+        return TeacherScores(logp_B_T, hidden, weight if full else None, top_ids, top_logp)
 
 
 class TeacherServerError(RuntimeError):
@@ -118,7 +162,8 @@ class SGLangTeacher:
         from concurrent.futures import ThreadPoolExecutor
 
         if full:
-            raise ValueError("an SGLang teacher has no full distribution: use opd_estimator=sampled or topk")
+            raise ValueError("an SGLang teacher returns sampled-token or top-K log-probs, not its whole distribution: "
+                             "use opd_estimator=sampled or topk (or trainer.teacher_backend=hf)")
         jobs = []
         for i in range(batch.input_ids_B_L.shape[0]):
             keep = batch.attention_mask_B_L[i].bool()

@@ -1,19 +1,25 @@
-"""The local OPD trainer (one GPU or CPU): student samples, teacher scores, student learns.
+"""The local OPD trainer (CPU, one GPU, or several GPUs of one host): student samples, teacher scores, student learns.
 
 One rollout step, following slime's order:
 
-1. draw ``rollout_batch_size`` prompts from the task's train split (a seeded RNG);
+1. draw ``rollout_batch_size`` prompts from the task's train split (a seeded RNG; under FSDP every
+   rank draws the same prompts and takes its slice of whole groups);
 2. sample ``n_samples_per_prompt`` responses each from the student at ``rollout_temperature``,
-   from the true policy (no top-k/top-p);
-3. score the response tokens under the teacher (:class:`suite.training.teacher.TeacherBackend`);
+   from the true policy (no top-k/top-p), through the rollout engine (:mod:`suite.training.engine`);
+3. score the response tokens under the teacher (:class:`suite.training.teacher.TeacherBackend`),
+   asking only for what the estimator needs;
 4. reward each response with :mod:`suite.scoring` (+1 correct, -1 otherwise);
-5. ``A_grpo`` from the rewards of each prompt's group (``trainer.advantage_mode``), then
-   * ``opd_estimator=sampled`` (slime/tinker): ``A_t = reward_scale*A_grpo - opd_kl_coef*(logp_s - logp_t)``
-     on the sampled token, trained with the PPO-clipped policy loss;
-   * ``full`` / ``topk``: ``A_t = reward_scale*A_grpo`` in the policy loss, plus ``opd_kl_coef`` times the
-     exact per-position reverse KL (over the vocabulary, or the teacher's top-K plus a tail bucket) as a
-     differentiable loss: the same objective's gradient without the sampling noise of one token;
-6. one optimizer step per ``global_batch_size`` sequences.
+5. ``A_grpo`` from the rewards of each prompt's group (``trainer.advantage_mode``), then the OPD
+   objective (:func:`suite.training.opd_math.opd_loss`): ``sampled`` puts
+   ``- opd_kl_coef * (logp_s - logp_t)`` into each token's advantage (slime/tinker); ``full`` and
+   ``topk`` add ``opd_kl_coef`` times the per-position reverse KL as a differentiable loss;
+6. one optimizer step per ``global_batch_size`` sequences, accumulated over micro-batches of
+   ``micro_batch_size`` sequences. Log-probs and KL come from hidden states through the chunked LM
+   head (:mod:`suite.training.lm_head`): no (sequences x tokens x vocabulary) tensor is ever built.
+
+Precision: the student's master weights and AdamW state are float32; ``student.dtype=bfloat16``
+computes forward/backward in bf16 (autocast, or FSDP's mixed precision) and samples from a bf16 copy.
+(bf16 master weights would drop the updates: at lr 1e-6 a step is far below bf16's spacing.)
 
 Checkpoints (HF format + ``trainer_state.pt``) every ``save_interval`` rollouts and at the end;
 a run directory that already has checkpoints resumes from the last one and reproduces the run.
@@ -30,16 +36,20 @@ from pathlib import Path
 
 import torch
 
-from suite.training import opd_math
 from suite.config import SuiteConfig
 from suite.data import train_rows
 from suite.results import write_jsonl_atomic
-from suite.training.rollout import RolloutBatch, decode_responses, response_logprobs, sample_rollouts, token_logprobs
 from suite.scoring import score
-from suite.training.teacher import HFTeacher, SGLangTeacher, TeacherBackend
+from suite.training import opd_math
+from suite.training.distributed import DistContext, copy_weights, full_state_dict, full_tensor, shard
+from suite.training.engine import make_engine
+from suite.training.policy import PolicyHead, Precision, dtype_of, load_causal_lm, rows, sequence_logprobs
+from suite.training.rollout import RolloutBatch, decode_responses
+from suite.training.teacher import HFTeacher, SGLangTeacher, TeacherBackend, TeacherScores
 
 STATE_FILE = "trainer_state.pt"
 METRICS_FILE = "metrics.jsonl"
+SUM_METRICS = ("pg_loss", "kl_loss", "clip_frac", "kl_sampled", "kl_exact")
 
 
 def list_checkpoints(run_dir: Path | str) -> list[Path]:
@@ -49,135 +59,182 @@ def list_checkpoints(run_dir: Path | str) -> list[Path]:
     return sorted(done, key=lambda p: int(p.name.split("_")[1]))
 
 
-def make_teacher(cfg: SuiteConfig, url: str | None = None) -> TeacherBackend:
+def make_teacher(cfg: SuiteConfig, url: str | None = None, device: str | None = None) -> TeacherBackend:
     """The configured teacher backend; ``sglang`` talks to ``url`` (or ``serve.url``)."""
     if cfg.trainer.teacher_backend == "hf":
-        return HFTeacher(cfg.teacher.path, cfg.teacher.dtype, cfg.trainer.device)
+        t = cfg.teacher
+        micro = cfg.trainer.micro_batch_size or cfg.trainer.global_batch_size
+        return HFTeacher(t.path, t.dtype, t.device or device or cfg.trainer.device, micro, cfg.trainer.lm_head_chunk,
+                         t.random_init)
     s = cfg.serve
     target = url or s.url or f"http://{s.host}:{s.port}"
     return SGLangTeacher(target, s.concurrency, s.request_timeout_s, s.retries, s.backoff_s)
 
 
 class OPDTrainer:
-    """State of one OPD run: student, optimizer, RNGs, teacher. ``train()`` runs it to the end."""
+    """State of one OPD run: student, optimizer, RNGs, teacher, rollout engine. ``train()`` runs it to the end."""
 
-    def __init__(self, cfg: SuiteConfig, run_dir: Path, teacher: TeacherBackend | None = None, log=print):
+    def __init__(self, cfg: SuiteConfig, run_dir: Path, teacher: TeacherBackend | None = None, log=print,
+                 dist: DistContext | None = None):
         self.cfg, self.t, self.run_dir, self.log = cfg, cfg.trainer, Path(run_dir), log
-        self.teacher, self.tb = teacher, None  # a caller that already holds the teacher passes it in
+        self.teacher, self.tb, self.dist = teacher, None, dist  # a caller that already holds the teacher passes it in
 
     # ----------------------------------------------------------------------------------------- setup
     def setup(self) -> int:
         """Load everything; returns the number of rollout steps already done (0, or a resume point)."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
+        self.dist = self.dist or DistContext.start(self.t.distributed, self.t.device)
+        dev, student = self.dist.device, self.cfg.student
         ckpts = list_checkpoints(self.run_dir)
-        source = ckpts[-1] if ckpts else Path(self.cfg.student.path)
-        torch.manual_seed(self.cfg.seed)
-        self.student = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, self.cfg.student.dtype))
-        self.student.to(self.t.device)
+        source = ckpts[-1] if ckpts else Path(student.path)
+        self.precision = Precision(dtype_of(student.dtype), dev)
+        torch.manual_seed(self.cfg.seed)  # the same initial weights on every rank
+        model = load_causal_lm(str(source), torch.float32, dev, student.random_init and not ckpts, self.cfg.seed)
+        if self.t.activation_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.head = PolicyHead(model, self.t.lm_head_chunk)
+        if self.dist.enabled:
+            shard(self.head, self.precision.compute)
         self.tok = AutoTokenizer.from_pretrained(source)
-        self.teacher = self.teacher or make_teacher(self.cfg)
+        share = not self.dist.enabled and self.precision.compute == torch.float32
+        self.engine = make_engine(self.t.rollout_engine, model, self.tok, self.precision.compute, dev, share)
+        self.teacher = self.teacher or make_teacher(self.cfg, device=str(dev))
         self.rows = train_rows(self.cfg.task.name, self.cfg.task.source)
         self.rng = random.Random(self.cfg.seed)
-        self.opt = torch.optim.AdamW(self.student.parameters(), lr=self.t.lr, betas=(0.9, 0.98),
-                                     weight_decay=self.t.weight_decay)
-        done = 0
-        if ckpts:
-            state = torch.load(ckpts[-1] / STATE_FILE, weights_only=False)
-            self.opt.load_state_dict(state["optimizer"])
-            self.rng.setstate(state["python_rng"])
-            torch.set_rng_state(state["torch_rng"])
-            done = state["step"]
-            self._truncate_metrics(done)
-            self.log(f"resuming {self.run_dir.name} from {ckpts[-1].name}")
-        if self.t.tensorboard:
+        self.opt = torch.optim.AdamW(self.head.parameters(), lr=self.t.lr, betas=(0.9, 0.98),
+                                     weight_decay=self.t.weight_decay, fused=dev.type == "cuda" or None)
+        torch.manual_seed(self.cfg.seed + self.dist.rank)  # sampling noise: one stream per rank
+        done = self._resume(ckpts[-1]) if ckpts else 0
+        if self.t.tensorboard and self.dist.is_main:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(self.run_dir / "tensorboard")
         return done
 
+    def _resume(self, ckpt: Path) -> int:
+        state = torch.load(ckpt / STATE_FILE, weights_only=True)
+        self._load_optimizer(state["optimizer"])
+        self.rng.setstate(_as_tuple(state["python_rng"]))
+        torch.set_rng_state(state["torch_rng"][self.dist.rank])
+        if state.get("cuda_rng") and self.dist.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"][self.dist.rank], self.dist.device)
+        self._truncate_metrics(state["step"])
+        self.log(f"resuming {self.run_dir.name} from {ckpt.name}")
+        return state["step"]
+
+    def _load_optimizer(self, state: dict) -> None:
+        if self.dist.enabled:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            set_optimizer_state_dict(self.head, self.opt, state, options=StateDictOptions(full_state_dict=True))
+        else:
+            self.opt.load_state_dict(state)
+
     def _truncate_metrics(self, step: int) -> None:
         """Drop metric lines past the resume point, so a resumed run never duplicates a step."""
         path = self.run_dir / METRICS_FILE
-        if path.exists():
+        if path.exists() and self.dist.is_main:
             keep = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
             write_jsonl_atomic(path, [m for m in keep if m["step"] <= step])
 
     # ------------------------------------------------------------------------------------- one step
     def rollout(self) -> tuple[RolloutBatch, list[dict]]:
-        prompts = self.rng.sample(self.rows, self.t.rollout_batch_size)
-        group = [r for r in prompts for _ in range(self.t.n_samples_per_prompt)]  # a prompt's samples adjacent
-        batch = sample_rollouts(self.student, self.tok, [r["prompt"] for r in group], self.t.rollout_temperature,
-                                self.t.rollout_max_response_len, self.cfg.student.enable_thinking)
+        """This rank's share of the rollout: whole prompt groups, a prompt's samples adjacent."""
+        prompts = self.rng.sample(self.rows, self.t.rollout_batch_size)  # the same draw on every rank
+        per_rank = self.t.rollout_batch_size // self.dist.world_size
+        mine = prompts[self.dist.rank * per_rank : (self.dist.rank + 1) * per_rank]
+        group = [r for r in mine for _ in range(self.t.n_samples_per_prompt)]
+        batch = self.engine.sample([r["prompt"] for r in group], self.t.rollout_temperature,
+                                   self.t.rollout_max_response_len, self.cfg.student.enable_thinking)
         return batch, group
+
+    def score_teacher(self, batch: RolloutBatch) -> TeacherScores:
+        est = self.t.opd_estimator
+        return self.teacher.score(batch, full=est == "full", topk=self.t.opd_topk if est == "topk" else 0)
 
     def advantages(self, batch: RolloutBatch, group: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sequence rewards (+1/-1) and advantages ``A_grpo``, both (B,)."""
         scores = [score(text, row["label"]) for text, row in zip(decode_responses(self.tok, batch), group)]
         rewards_B = torch.tensor([s.reward for s in scores])
-        rewards_P_G = rewards_B.view(self.t.rollout_batch_size, self.t.n_samples_per_prompt)
+        rewards_P_G = rewards_B.view(-1, self.t.n_samples_per_prompt)
         return rewards_B, opd_math.sequence_advantages(rewards_P_G, self.t.advantage_mode).reshape(-1)
 
-    def _minibatch_loss(self, mb: RolloutBatch, t_logp_B_T, t_full, t_topk, adv_B, old_logp_B_T) -> dict:
-        est, coef, mask = self.t.opd_estimator, self.cfg.opd_kl_coef, mb.response_mask_B_T
-        logp_full_B_T_V = response_logprobs(self.student, mb)
-        logp_B_T = token_logprobs(logp_full_B_T_V, mb.response_ids_B_T) * mask
-        old = logp_B_T.detach() if old_logp_B_T is None else old_logp_B_T
-        if est == "sampled":
-            adv_B_T = opd_math.opd_token_advantages(adv_B, logp_B_T.detach(), t_logp_B_T, coef, self.cfg.reward_scale)
-            kl_loss = torch.zeros(())
-        else:
-            adv_B_T = (self.cfg.reward_scale * adv_B)[:, None].expand_as(logp_B_T)
-            kl_B_T = (opd_math.exact_reverse_kl(logp_full_B_T_V, t_full) if est == "full"
-                      else opd_math.topk_reverse_kl(logp_full_B_T_V, *t_topk))
-            kl_loss = opd_math.masked_mean(kl_B_T, mask)
-        pg_loss, clip_frac = opd_math.policy_loss(logp_B_T, old, adv_B_T * mask, mask, self.t.clip_low, self.t.clip_high)
-        loss = pg_loss + (coef * kl_loss if est != "sampled" else 0.0)
-        out = {"loss": loss, "pg_loss": pg_loss.item(), "kl_loss": kl_loss.item(), "clip_frac": clip_frac.item(),
-               "kl_sampled": opd_math.masked_mean(opd_math.sampled_reverse_kl(logp_B_T.detach(), t_logp_B_T), mask).item()}
-        if t_full is not None:
-            out["kl_exact"] = opd_math.masked_mean(opd_math.exact_reverse_kl(logp_full_B_T_V.detach(), t_full), mask).item()
-        return out
+    def update(self, batch: RolloutBatch, t_scores: TeacherScores, adv_B: torch.Tensor) -> dict:
+        """Optimizer steps over this rank's sequences; returns token-weighted metric sums and grad norms."""
+        self.head.train()
+        n, step_size = batch.input_ids_B_L.shape[0], self.t.global_batch_size // self.dist.world_size
+        old_B_T = None
+        if n > step_size:  # several optimizer steps per rollout: freeze the behaviour log-probs first
+            old_B_T = sequence_logprobs(self.head, batch, self.t.micro_batch_size or step_size, self.precision)
+        sums, norms = dict.fromkeys(SUM_METRICS, 0.0), []
+        for lo in range(0, n, step_size):
+            self.opt.zero_grad(set_to_none=True)
+            for k, v in self.accumulate_gradients(batch, t_scores, adv_B, old_B_T, lo, min(lo + step_size, n)).items():
+                sums[k] += v
+            norm = torch.nn.utils.clip_grad_norm_(self.head.parameters(), self.t.max_grad_norm)
+            norms.append(full_tensor(norm).item())
+            self.opt.step()
+        self.engine.sync(self.head.model)
+        return {"sums": sums, "grad_norm": sum(norms) / len(norms)}
+
+    def accumulate_gradients(self, batch, t_scores, adv_B, old_B_T, lo: int, hi: int) -> dict[str, float]:
+        """Backward of the loss of sequences ``lo:hi`` (one optimizer step), micro-batch by micro-batch.
+
+        The gradient equals one backward over the whole slice (``tests/test_update.py``): every
+        micro-batch's loss is its tokens' sum over the global token count.
+        """
+        (num_tokens,) = self.dist.all_sum([batch.response_mask_B_T[lo:hi].sum().item()])
+        micro, sums = self.t.micro_batch_size or (hi - lo), dict.fromkeys(SUM_METRICS, 0.0)
+        for a in range(lo, hi, micro):
+            b = min(a + micro, hi)
+            if self.dist.enabled:  # reduce gradients once, after the last micro-batch
+                self.head.set_requires_gradient_sync(b == hi)
+            loss, part = self._micro_loss(batch, t_scores, adv_B, old_B_T, a, b, num_tokens)
+            (loss * self.dist.world_size).backward()  # FSDP averages over ranks; the loss is a global sum
+            for k, v in part.items():
+                sums[k] += v.item()
+        return sums
+
+    def _micro_loss(self, batch, t_scores, adv_B, old_B_T, a: int, b: int, num_tokens: float):
+        mb = rows(batch, a, b)
+        dev, keep = self.dist.device, mb.response_mask_B_T.bool().cpu()
+        width = keep.shape[1]
+        mb = mb.to(dev)
+        with self.precision.autocast():
+            stats = self.head(mb, t_scores.distribution(a, b, keep, dev), self.precision.compute)
+        t_logp_N = t_scores.logp_B_T[a:b, :width][keep].to(dev)
+        adv_N = adv_B[a:b, None].expand(-1, width)[keep].to(dev)
+        old_N = stats.logp_N.detach() if old_B_T is None else old_B_T[a:b, :width][keep].to(dev)
+        return opd_math.opd_loss(stats.logp_N, old_N, adv_N, t_logp_N, stats.kl_N, estimator=self.t.opd_estimator,
+                                 opd_kl_coef=self.cfg.opd_kl_coef, reward_scale=self.cfg.reward_scale,
+                                 clip_low=self.t.clip_low, clip_high=self.t.clip_high, num_tokens=num_tokens)
 
     def train_step(self, step: int) -> dict:
+        sync = torch.cuda.synchronize if self.dist.device.type == "cuda" else (lambda: None)
         t0 = time.time()
         batch, group = self.rollout()
+        sync()
         t1 = time.time()
-        need_full = self.t.opd_estimator == "full" or self.t.teacher_backend == "hf"  # hf: also for the kl_exact metric
-        t_scores = self.teacher.score(batch, full=need_full, topk=self.t.opd_topk if self.t.opd_estimator == "topk" else 0)
+        t_scores = self.score_teacher(batch)
+        sync()
         t2 = time.time()
         rewards_B, adv_B = self.advantages(batch, group)
-        adv_B = adv_B.to(self.t.device)
-        self.student.train()
-        size, n = self.t.global_batch_size, batch.input_ids_B_L.shape[0]
-        parts, old_all = [], None
-        if n > size:  # several optimizer steps per rollout: freeze the behaviour log-probs first
-            with torch.no_grad():
-                old_all = token_logprobs(response_logprobs(self.student, batch),
-                                         batch.response_ids_B_T) * batch.response_mask_B_T
-        for lo in range(0, n, size):
-            sl = slice(lo, lo + size)
-            mb = RolloutBatch(batch.input_ids_B_L[sl], batch.attention_mask_B_L[sl], batch.response_mask_B_T[sl],
-                              batch.prompt_width, batch.truncated_B[sl])
-            full = t_scores.logp_full_B_T_V[sl] if t_scores.logp_full_B_T_V is not None else None
-            topk = ((t_scores.topk_logp_B_T_K[sl], t_scores.topk_ids_B_T_K[sl])
-                    if t_scores.topk_ids_B_T_K is not None else None)
-            out = self._minibatch_loss(mb, t_scores.logp_B_T[sl], full, topk, adv_B[sl],
-                                       None if old_all is None else old_all[sl])
-            self.opt.zero_grad(set_to_none=True)
-            out.pop("loss").backward()
-            out["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.student.parameters(), self.t.max_grad_norm).item()
-            self.opt.step()
-            parts.append(out)
+        out = self.update(batch, t_scores, adv_B)
+        sync()
         t3 = time.time()
-        gen_tokens, all_tokens = batch.response_mask_B_T.sum().item(), batch.attention_mask_B_L.sum().item()
-        metrics = {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
+        local = [batch.response_mask_B_T.sum().item(), batch.attention_mask_B_L.sum().item(), rewards_B.sum().item(),
+                 (rewards_B > 0).sum().item(), batch.truncated_B.sum().item(), float(len(rewards_B))]
+        gen_tokens, all_tokens, reward, correct, truncated, seqs = self.dist.all_sum(local)
+        sums = dict(zip(out["sums"], self.dist.all_sum(list(out["sums"].values()))))
+        metrics = {k: v / max(gen_tokens, 1.0) for k, v in sums.items()
+                   if k != "kl_exact" or self.t.opd_estimator == "full"}
         metrics.update(
-            step=step, reward=rewards_B.mean().item(), accuracy=(rewards_B > 0).float().mean().item(),
-            response_len=batch.response_lengths_B.float().mean().item(),
-            truncation_rate=batch.truncated_B.float().mean().item(),
+            step=step, reward=reward / seqs, accuracy=correct / seqs, response_len=gen_tokens / seqs,
+            truncation_rate=truncated / seqs, grad_norm=out["grad_norm"],
             rollout_tok_s=gen_tokens / max(t1 - t0, 1e-9), teacher_tok_s=all_tokens / max(t2 - t1, 1e-9),
             train_tok_s=all_tokens / max(t3 - t2, 1e-9), step_seconds=t3 - t0,
+            rollout_seconds=t1 - t0, teacher_seconds=t2 - t1, update_seconds=t3 - t2,
         )
         return metrics
 
@@ -186,23 +243,52 @@ class OPDTrainer:
         """HF checkpoint + optimizer/RNG state, written to a temp dir and renamed (never half-written)."""
         root = self.run_dir / "checkpoints"
         final, tmp = root / f"step_{step:06d}", root / f".tmp_step_{step:06d}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.student.save_pretrained(tmp, safe_serialization=True)
-        self.tok.save_pretrained(tmp)
-        state = {"step": step, "optimizer": self.opt.state_dict(), "python_rng": self.rng.getstate(),
-                 "torch_rng": torch.get_rng_state()}
-        torch.save(state, tmp / STATE_FILE)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        weights, optimizer = self._gather_state()
+        rngs = self._gather_rngs()
+        if self.dist.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.head.model.save_pretrained(tmp, state_dict=weights, safe_serialization=True)
+            self.tok.save_pretrained(tmp)
+            state = {"step": step, "optimizer": optimizer, "python_rng": self.rng.getstate(), **rngs}
+            torch.save(state, tmp / STATE_FILE)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        self.dist.barrier()
         return final
 
+    def _gather_state(self) -> tuple[dict | None, dict]:
+        if not self.dist.enabled:
+            return None, self.opt.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        weights = full_state_dict(self.head.model)
+        optimizer = get_optimizer_state_dict(self.head, self.opt,
+                                             options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return weights, optimizer
+
+    def _gather_rngs(self) -> dict:
+        """Every rank's torch (and CUDA) RNG state, so a resumed run samples exactly as the uninterrupted one."""
+        local = [torch.get_rng_state()]
+        if self.dist.device.type == "cuda":
+            local.append(torch.cuda.get_rng_state(self.dist.device))
+        if not self.dist.enabled:
+            return {"torch_rng": [local[0]], "cuda_rng": local[1:]}
+        import torch.distributed as dist
+
+        everyone = [None] * self.dist.world_size
+        dist.all_gather_object(everyone, local)
+        return {"torch_rng": [x[0] for x in everyone], "cuda_rng": [x[1] for x in everyone if len(x) > 1]}
+
     def _log_metrics(self, metrics: dict) -> None:
-        path = self.run_dir / METRICS_FILE
-        with open(path, "a") as f:
+        if not self.dist.is_main:
+            return
+        with open(self.run_dir / METRICS_FILE, "a") as f:
             f.write(json.dumps(metrics, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
         if self.tb is not None:
             for k, v in metrics.items():
-                if k != "step":
+                if isinstance(v, (int, float)) and k != "step":
                     self.tb.add_scalar(k, v, metrics["step"])
 
     def train(self) -> Path:
@@ -212,7 +298,7 @@ class OPDTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         done = self.setup()
         bar = tqdm(range(done + 1, self.t.num_rollout + 1), initial=done, total=self.t.num_rollout,
-                   desc=self.run_dir.name, disable=not self.t.progress_bar)
+                   desc=self.run_dir.name, disable=not (self.t.progress_bar and self.dist.is_main))
         for step in bar:
             metrics = self.train_step(step)
             self._log_metrics(metrics)
@@ -226,6 +312,11 @@ class OPDTrainer:
         if not ckpts:
             raise RuntimeError(f"{self.run_dir}: training finished without a checkpoint")
         return ckpts[-1]
+
+
+def _as_tuple(state):
+    """``random.setstate`` needs nested tuples; a state saved and loaded with weights_only may come back as lists."""
+    return tuple(_as_tuple(x) for x in state) if isinstance(state, (list, tuple)) else state
 
 
 def read_metrics(run_dir: Path | str) -> list[dict]:

@@ -1,0 +1,157 @@
+"""Per-token log-probs, reverse KL and entropy from hidden states, chunk by chunk over positions.
+
+The logits of a response token are ``h @ W.T`` (``W`` the LM head, vocabulary V). Building them for
+every token at once is a (tokens x V) tensor: 74 GiB in float32 at the tutorial's 64 x 2048 tokens
+and Qwen3's V = 151,936 (``shared/notes/real-shape-memory.md``). Here the LM head is applied to
+``chunk_size`` positions at a time, forward and backward, so the extra memory is O(chunk_size x V)
+whatever the number of tokens:
+
+* forward: for each chunk, logits -> the per-token outputs (no graph kept);
+* backward: for each chunk, the logits are recomputed and differentiated locally; the chunk's
+  gradient w.r.t. the logits gives ``dh = dz @ W`` and ``dW += dz.T @ h``.
+
+The per-token outputs are computed by the same functions as the unchunked path
+(:mod:`suite.training.opd_math`), so values and gradients equal it up to float rounding
+(``tests/test_lm_head.py`` checks both). Outputs, for the N tokens given:
+
+* ``logp_N``: ``log p_s(y_t)`` of the given ids (differentiable);
+* ``kl_N``: the reverse KL per position, ``sum_v p_s(v) (log p_s(v) - log p_t(v))``, exact against
+  the teacher's own logits (``teacher_hidden_N_Ht @ teacher_weight.T``, computed chunk by chunk too),
+  or over the teacher's top-K plus a tail bucket (:func:`opd_math.topk_reverse_kl`); differentiable
+  w.r.t. the student only. None when no teacher distribution is given;
+* ``entropy_N``: the student's entropy per position (a metric: no gradient).
+
+Liger-kernel's fused linear JSD (beta=1) computes the same reverse KL on GPU; this pure-torch path
+is used everywhere because it also runs on CPU and takes the top-K and sampled forms through one
+code path (liger's compiled path also failed on a second shape here, see the note above).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from suite.training import opd_math
+
+DEFAULT_CHUNK = 1024  # positions per chunk: ~0.6 GB of float32 logits at V = 151,936
+
+
+@dataclass
+class TeacherDistribution:
+    """What the KL term needs of the teacher at the same N positions: its logits' inputs, or its top-K."""
+
+    hidden_N_H: torch.Tensor | None = None  # exact KL: the teacher's final hidden states ...
+    weight_V_H: torch.Tensor | None = None  # ... and its LM head
+    topk_logp_N_K: torch.Tensor | None = None  # top-K KL: the teacher's top-K log-probs and ids
+    topk_ids_N_K: torch.Tensor | None = None
+
+    @property
+    def mode(self) -> str:
+        if self.hidden_N_H is not None:
+            return "full"
+        return "topk" if self.topk_ids_N_K is not None else "none"
+
+
+@dataclass
+class TokenStats:
+    logp_N: torch.Tensor
+    kl_N: torch.Tensor | None
+    entropy_N: torch.Tensor
+
+
+def _chunk_outputs(logits_C_V: torch.Tensor, ids_C: torch.Tensor, teacher: TeacherDistribution,
+                   sl: slice, compute_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(logp of ids, reverse KL or None, entropy) for one chunk of float32 student logits."""
+    logp_C_V = torch.log_softmax(logits_C_V, dim=-1)
+    logp_C = logp_C_V.gather(-1, ids_C[:, None]).squeeze(-1)
+    with torch.no_grad():
+        entropy_C = -(logp_C_V.exp() * logp_C_V).sum(-1)
+    kl_C = None
+    if teacher.mode == "full":
+        with torch.no_grad():
+            t_w = teacher.weight_V_H
+            t_logits_C_V = (teacher.hidden_N_H[sl].to(t_w.dtype) @ t_w.T).float()
+        kl_C = opd_math.exact_reverse_kl(logp_C_V, t_logits_C_V)
+    elif teacher.mode == "topk":
+        kl_C = opd_math.topk_reverse_kl(logp_C_V, teacher.topk_logp_N_K[sl].float(), teacher.topk_ids_N_K[sl])
+    return logp_C, kl_C, entropy_C
+
+
+class _ChunkedLMHead(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden_N_H, weight_V_H, ids_N, teacher, chunk_size, compute_dtype):
+        w = weight_V_H.to(compute_dtype)
+        n = hidden_N_H.shape[0]
+        logp_N = hidden_N_H.new_zeros(n, dtype=torch.float32)
+        kl_N = hidden_N_H.new_zeros(n, dtype=torch.float32) if teacher.mode != "none" else None
+        entropy_N = hidden_N_H.new_zeros(n, dtype=torch.float32)
+        for lo in range(0, n, chunk_size):
+            sl = slice(lo, lo + chunk_size)
+            logits = (hidden_N_H[sl].to(compute_dtype) @ w.T).float()
+            logp_C, kl_C, ent_C = _chunk_outputs(logits, ids_N[sl], teacher, sl, compute_dtype)
+            logp_N[sl], entropy_N[sl] = logp_C, ent_C
+            if kl_N is not None:
+                kl_N[sl] = kl_C
+        ctx.save_for_backward(hidden_N_H, weight_V_H, ids_N)
+        ctx.teacher, ctx.chunk_size, ctx.compute_dtype = teacher, chunk_size, compute_dtype
+        ctx.mark_non_differentiable(entropy_N)
+        return logp_N, kl_N, entropy_N
+
+    @staticmethod
+    def backward(ctx, g_logp_N, g_kl_N, _g_entropy):
+        hidden_N_H, weight_V_H, ids_N = ctx.saved_tensors
+        cd, teacher = ctx.compute_dtype, ctx.teacher
+        w = weight_V_H.to(cd)
+        g_hidden = torch.zeros_like(hidden_N_H) if ctx.needs_input_grad[0] else None
+        g_weight = torch.zeros(weight_V_H.shape, dtype=torch.float32, device=weight_V_H.device) \
+            if ctx.needs_input_grad[1] else None
+        for lo in range(0, hidden_N_H.shape[0], ctx.chunk_size):
+            sl = slice(lo, lo + ctx.chunk_size)
+            h_C_H = hidden_N_H[sl].to(cd)
+            logits = (h_C_H @ w.T).float().requires_grad_()
+            with torch.enable_grad():
+                logp_C, kl_C, _ = _chunk_outputs(logits, ids_N[sl], teacher, sl, cd)
+                outs, grads = [logp_C], [g_logp_N[sl] if g_logp_N is not None else torch.zeros_like(logp_C)]
+                if kl_C is not None and g_kl_N is not None:
+                    outs.append(kl_C)
+                    grads.append(g_kl_N[sl])
+                (g_logits_C_V,) = torch.autograd.grad(outs, [logits], grads)
+            g_logits_C_V = g_logits_C_V.to(cd)
+            if g_hidden is not None:
+                g_hidden[sl] = (g_logits_C_V @ w).to(hidden_N_H.dtype)
+            if g_weight is not None:
+                g_weight += (g_logits_C_V.T @ h_C_H).float()
+        g_weight = g_weight.to(weight_V_H.dtype) if g_weight is not None else None
+        return g_hidden, g_weight, None, None, None, None
+
+
+def token_stats(hidden_N_H: torch.Tensor, weight_V_H: torch.Tensor, ids_N: torch.Tensor,
+                teacher: TeacherDistribution | None = None, chunk_size: int = DEFAULT_CHUNK,
+                compute_dtype: torch.dtype | None = None) -> TokenStats:
+    """Student log-probs of ``ids_N``, reverse KL to ``teacher`` and entropy, at N positions, chunked.
+
+    ``compute_dtype`` is the matmul dtype (default: the hidden states'); the softmax and everything
+    after it run in float32, as the unchunked path does.
+    """
+    teacher = teacher or TeacherDistribution()
+    cd = compute_dtype or hidden_N_H.dtype
+    logp_N, kl_N, entropy_N = _ChunkedLMHead.apply(hidden_N_H, weight_V_H, ids_N, teacher, chunk_size, cd)
+    return TokenStats(logp_N, kl_N, entropy_N)
+
+
+@torch.no_grad()
+def topk_logprobs(hidden_N_H: torch.Tensor, weight_V_H: torch.Tensor, k: int, chunk_size: int = DEFAULT_CHUNK,
+                  compute_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-``k`` log-probs and ids at each of N positions, (N, k) each, chunk by chunk."""
+    cd = compute_dtype or hidden_N_H.dtype
+    w = weight_V_H.to(cd)
+    vals, ids = [], []
+    for lo in range(0, hidden_N_H.shape[0], chunk_size):
+        logp = torch.log_softmax((hidden_N_H[lo : lo + chunk_size].to(cd) @ w.T).float(), dim=-1)
+        top = logp.topk(k, dim=-1)
+        vals.append(top.values)
+        ids.append(top.indices)
+    if not vals:
+        return hidden_N_H.new_zeros(0, k, dtype=torch.float32), torch.zeros(0, k, dtype=torch.long, device=hidden_N_H.device)
+    return torch.cat(vals), torch.cat(ids)

@@ -1,0 +1,116 @@
+"""A causal LM as the trainer and the teacher use it: hidden states at response positions, never logits.
+
+Every forward here goes through the decoder only (``model.get_decoder()``) and returns the final
+hidden states that predict the response tokens; :mod:`suite.training.lm_head` applies the LM head
+to them chunk by chunk. Positions are counted from each sequence's first real token
+(``cumsum(attention_mask) - 1``), as transformers' ``generate`` does for left-padded prompts, so a
+sequence's log-probs do not depend on how much padding its batch needed.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from suite.training.lm_head import DEFAULT_CHUNK, TeacherDistribution, TokenStats, token_stats
+from suite.training.rollout import RolloutBatch
+
+
+def dtype_of(name: str) -> torch.dtype:
+    return getattr(torch, name)
+
+
+def load_causal_lm(path: str, dtype: torch.dtype, device: torch.device | str, random_init: bool = False, seed: int = 0):
+    """An HF causal LM from ``path``; ``random_init`` builds it from ``path``'s config.json alone, randomly
+    initialised on ``device`` (the real-shape stand-ins: memory and speed at Qwen3's shapes without weights)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if not random_init:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    config = AutoConfig.from_pretrained(path)
+    torch.manual_seed(seed)
+    with torch.device(device):
+        return AutoModelForCausalLM.from_config(config, dtype=dtype)
+
+
+def position_ids(attention_mask_B_L: torch.Tensor) -> torch.Tensor:
+    return (attention_mask_B_L.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def trim(batch: RolloutBatch) -> RolloutBatch:
+    """Drop prompt columns that are padding in every row and response columns past the longest response."""
+    prompt_real = batch.attention_mask_B_L[:, : batch.prompt_width].any(dim=0)
+    first = int(prompt_real.nonzero()[0]) if prompt_real.any() else batch.prompt_width - 1
+    width = int(batch.response_lengths_B.max().item()) if batch.response_mask_B_T.numel() else 0
+    width = max(width, 1)
+    end = batch.prompt_width + width
+    return RolloutBatch(batch.input_ids_B_L[:, first:end], batch.attention_mask_B_L[:, first:end],
+                        batch.response_mask_B_T[:, :width], batch.prompt_width - first, batch.truncated_B)
+
+
+def rows(batch: RolloutBatch, lo: int, hi: int) -> RolloutBatch:
+    """Sequences ``lo:hi`` of ``batch``, trimmed."""
+    sl = slice(lo, hi)
+    return trim(RolloutBatch(batch.input_ids_B_L[sl], batch.attention_mask_B_L[sl], batch.response_mask_B_T[sl],
+                             batch.prompt_width, batch.truncated_B[sl]))
+
+
+def response_hidden(model, batch: RolloutBatch) -> torch.Tensor:
+    """Final hidden states predicting each response token, (B, T, H): position ``P - 1 + t`` predicts token t."""
+    out = model.get_decoder()(input_ids=batch.input_ids_B_L, attention_mask=batch.attention_mask_B_L,
+                              position_ids=position_ids(batch.attention_mask_B_L), use_cache=False)
+    return out.last_hidden_state[:, batch.prompt_width - 1 : -1]
+
+
+def output_weight(model) -> torch.Tensor:
+    return model.get_output_embeddings().weight
+
+
+@dataclass
+class Precision:
+    """``compute`` is the matmul dtype; master weights and optimizer state stay float32 (see the trainer)."""
+
+    compute: torch.dtype
+    device: torch.device
+
+    def autocast(self):
+        """bf16/fp16 compute over float32 master weights; nothing to do when computing in float32."""
+        if self.compute == torch.float32:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.compute)
+
+
+class PolicyHead(torch.nn.Module):
+    """The student for training: decoder forward + chunked LM head in one ``forward``.
+
+    One module, so that under FSDP the LM head's weight is gathered while it is used (the chunked
+    head reads it outside the HF model's own ``forward``).
+    """
+
+    def __init__(self, model, chunk_size: int = DEFAULT_CHUNK):
+        super().__init__()
+        self.model, self.chunk_size = model, chunk_size
+
+    def forward(self, batch: RolloutBatch, teacher: TeacherDistribution | None = None,
+                compute_dtype: torch.dtype | None = None) -> TokenStats:
+        hidden_B_T_H = response_hidden(self.model, batch)
+        mask = batch.response_mask_B_T.bool()
+        hidden_N_H = hidden_B_T_H[mask]
+        return token_stats(hidden_N_H, output_weight(self.model), batch.response_ids_B_T[mask], teacher,
+                           self.chunk_size, compute_dtype or hidden_N_H.dtype)
+
+
+@torch.no_grad()
+def sequence_logprobs(head: PolicyHead, batch: RolloutBatch, micro_batch_size: int, precision: Precision) -> torch.Tensor:
+    """``log p(y_t)`` of every response token under ``head``'s model, (B, T) with 0 on padding; micro-batched."""
+    out_B_T = torch.zeros(batch.response_mask_B_T.shape, dtype=torch.float32, device=precision.device)
+    for lo in range(0, batch.input_ids_B_L.shape[0], micro_batch_size):
+        mb = rows(batch, lo, lo + micro_batch_size).to(precision.device)
+        with precision.autocast():
+            stats = head(mb, compute_dtype=precision.compute)
+        width = mb.response_mask_B_T.shape[1]
+        block = out_B_T[lo : lo + micro_batch_size, :width]
+        block[mb.response_mask_B_T.bool()] = stats.logp_N.float()
+    return out_B_T
