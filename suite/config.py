@@ -58,6 +58,7 @@ class ModelConfig:
     tp_size: int = 1
     mem_fraction_static: float = 0.8
     context_length: Optional[int] = None
+    tokenizer: Optional[str] = None  # tokenizer directory; null = the model's own (path)
     device: Optional[str] = None  # where an in-process copy runs (e.g. the teacher on cuda:1); null = trainer.device
     # A real-shape stand-in: build the model from path/config.json with random weights (memory and speed
     # measurements at Qwen3's shapes without downloading weights; never a model to evaluate).
@@ -175,6 +176,7 @@ class TrainerConfig:
     micro_batch_size: Optional[int] = None  # sequences per forward/backward; null = a whole optimizer step
     activation_checkpointing: bool = False  # recompute each decoder layer in backward (real shapes)
     distributed: str = "none"  # none (one process) | fsdp (FSDP2 under torchrun, one process per GPU)
+    num_gpus: int = 1  # processes under fsdp (GPUs; CPU processes with gloo when device=cpu)
     lm_head_chunk: int = 1024  # positions per chunk of the LM head (memory O(chunk x vocab))
     rollout_engine: str = "generate"  # see suite/training/engine.py
     kl_eval_prompts: int = 256  # held-out prompts for the before/after reverse-KL measurement
@@ -208,6 +210,11 @@ class TrainerConfig:
                self.micro_batch_size, "use null (a whole optimizer step) or a positive integer")
         _check(self.distributed in ("none", "fsdp"), "trainer.distributed", self.distributed,
                "use none (one process) or fsdp (torchrun --nproc_per_node N -m suite.train ...)")
+        _check(self.num_gpus >= 1 and (self.num_gpus == 1 or self.distributed == "fsdp"), "trainer.num_gpus",
+               self.num_gpus, "use 1, or set trainer.distributed=fsdp to spread the student over several GPUs")
+        _check(self.rollout_batch_size % self.num_gpus == 0 and self.global_batch_size % self.num_gpus == 0,
+               "trainer.num_gpus", self.num_gpus, "must divide trainer.rollout_batch_size and trainer.global_batch_size "
+               "(each GPU takes whole prompt groups)")
         _check(self.rollout_engine in ROLLOUT_ENGINES, "trainer.rollout_engine", self.rollout_engine,
                f"use one of {', '.join(ROLLOUT_ENGINES)}")
 
@@ -231,6 +238,16 @@ class SuiteConfig:
     def __post_init__(self) -> None:
         _check(self.model.strip() != "", "model", self.model, "use teacher, student or a checkpoint directory")
         _check(self.opd_kl_coef >= 0, "opd_kl_coef", self.opd_kl_coef, "use a non-negative coefficient")
+
+
+def compose_config(config_name: str, overrides: list[str]) -> SuiteConfig:
+    """Compose ``conf/<config_name>.yaml`` with ``overrides`` (Hydra's compose API) and validate it."""
+    from hydra import compose, initialize_config_dir
+
+    from suite.paths import REPO_ROOT
+
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        return load_config(compose(config_name=config_name, overrides=list(overrides)))
 
 
 def load_config(cfg: DictConfig | dict) -> SuiteConfig:
@@ -266,8 +283,10 @@ def config_hash(cfg: SuiteConfig) -> str:
     if data["trainer"]["teacher_backend"] == "hf":  # server settings cannot change an in-process run
         data.pop("serve", None)
     for how in ("progress_bar", "micro_batch_size", "activation_checkpointing", "distributed", "lm_head_chunk",
-                "rollout_engine"):  # how a step runs, not what it computes
+                "rollout_engine", "num_gpus"):  # how a step runs, not what it computes
         data["trainer"].pop(how, None)
     for role in ("teacher", "student"):
         data[role].pop("device", None)
+        if data[role].get("tokenizer") is None:  # a new key: absent means the model's own, as before
+            data[role].pop("tokenizer", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]

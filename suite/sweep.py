@@ -33,6 +33,7 @@ from suite.reporting.leaderboard import RUNS_FILE, paired_delta, write_leaderboa
 from suite.results import SCHEMA_VERSION, append_row, locked
 from suite.reporting.plots import CURVES_DIR
 from suite.serving.server import SGLangServer
+from suite.train import launch_distributed
 from suite.training.heldout import heldout_reverse_kl
 from suite.training.trainer import METRICS_FILE, OPDTrainer, make_teacher, read_metrics
 
@@ -62,7 +63,11 @@ def run_job(cfg: SuiteConfig, command: str) -> dict:
         teacher = make_teacher(cfg, url)
         kl_before = heldout_reverse_kl(cfg, cfg.student.path, teacher)
         train_start = time.time()
-        checkpoint = OPDTrainer(cfg, run_dir, teacher=teacher).train()
+        if cfg.trainer.distributed == "fsdp":  # the trainer's ranks hold their own teachers (or share the server)
+            checkpoint = launch_distributed(dataclasses.replace(cfg, serve=dataclasses.replace(cfg.serve, url=url)) if url
+                                            else cfg, run_dir)
+        else:
+            checkpoint = OPDTrainer(cfg, run_dir, teacher=teacher).train()
         train_seconds = time.time() - train_start
         kl_after = heldout_reverse_kl(cfg, checkpoint, teacher)
     after = cached_eval(cfg, str(checkpoint), command)

@@ -97,14 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.url:
         report = teacher_scoring(args.url, args.sequences, args.repeats, args.concurrency)
     else:
-        from hydra import compose, initialize_config_dir
-
-        from suite.config import load_config
-        from suite.paths import REPO_ROOT
+        from suite.config import compose_config
         from suite.serving.server import SGLangServer
 
-        with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-            cfg = load_config(compose(config_name="evaluate", overrides=["serve.port=31777"]))
+        cfg = compose_config("evaluate", ["serve.port=31777"])
         with SGLangServer(cfg.teacher, cfg.serve) as url:
             report = teacher_scoring(url, args.sequences, args.repeats, args.concurrency)
     args.out.mkdir(parents=True, exist_ok=True)

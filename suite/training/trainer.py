@@ -96,7 +96,7 @@ class OPDTrainer:
         self.head = PolicyHead(model, self.t.lm_head_chunk)
         if self.dist.enabled:
             shard(self.head, self.precision.compute)
-        self.tok = AutoTokenizer.from_pretrained(source)
+        self.tok = AutoTokenizer.from_pretrained(source if ckpts or not student.tokenizer else student.tokenizer)
         share = not self.dist.enabled and self.precision.compute == torch.float32
         self.engine = make_engine(self.t.rollout_engine, model, self.tok, self.precision.compute, dev, share)
         self.teacher = self.teacher or make_teacher(self.cfg, device=str(dev))
