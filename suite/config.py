@@ -25,7 +25,7 @@ class ConfigError(ValueError):
     """A configuration the suite refuses to run; the message names the key and the fix."""
 
 
-ROLLOUT_ENGINES = ("generate",)  # suite/training/engine.py implements each (tests/test_engine.py checks)
+ROLLOUT_ENGINES = ("generate", "static")  # suite/training/engine.py implements each (tests/test_engine.py checks)
 
 
 def _check(ok: bool, key: str, value: Any, fix: str) -> None:
@@ -178,7 +178,7 @@ class TrainerConfig:
     distributed: str = "none"  # none (one process) | fsdp (FSDP2 under torchrun, one process per GPU)
     num_gpus: int = 1  # processes under fsdp (GPUs; CPU processes with gloo when device=cpu)
     lm_head_chunk: int = 1024  # positions per chunk of the LM head (memory O(chunk x vocab))
-    rollout_engine: str = "generate"  # see suite/training/engine.py
+    rollout_engine: str = "static"  # static (fast, Qwen3) | generate (transformers); suite/training/engine.py
     kl_eval_prompts: int = 256  # held-out prompts for the before/after reverse-KL measurement
     progress_bar: bool = True
     tensorboard: bool = False

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from suite.bench import teacher_scoring
+from suite.bench import opd_step, rollout, teacher_scoring
 
-BENCHMARKS = {"teacher_scoring": teacher_scoring.main}
+BENCHMARKS = {"teacher_scoring": teacher_scoring.main, "rollout": rollout.main, "opd_step": opd_step.main}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -64,6 +64,16 @@ class DistContext:
         dist.all_reduce(t)
         return t.tolist()
 
+    def all_gather_object(self, obj) -> list:
+        """Every rank's ``obj``, in rank order (``[obj]`` for one process)."""
+        if not self.enabled:
+            return [obj]
+        import torch.distributed as dist
+
+        out = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
     def barrier(self) -> None:
         if self.enabled:
             import torch.distributed as dist

@@ -9,7 +9,7 @@ import torch
 from suite.config import SuiteConfig
 from suite.data import eval_rows
 from suite.training.policy import PolicyHead, Precision, dtype_of, load_causal_lm, rows
-from suite.training.rollout import sample_rollouts
+from suite.training.engine import make_engine
 
 PROMPTS_PER_BATCH = 128
 
@@ -29,13 +29,14 @@ def heldout_reverse_kl(cfg: SuiteConfig, model_path: str | Path, teacher) -> flo
     precision = Precision(dtype_of(cfg.student.dtype), device)
     model = load_causal_lm(str(model_path), precision.compute, device).eval()
     head, tok = PolicyHead(model, t.lm_head_chunk), AutoTokenizer.from_pretrained(model_path)
+    engine = make_engine(t.rollout_engine, model, tok, precision.compute, device, share_weights=True)
     prompts = eval_rows(cfg.task.name, cfg.task.source)[: t.kl_eval_prompts]
     torch.manual_seed(cfg.seed + 12345)
     total, tokens = 0.0, 0.0
     micro = t.micro_batch_size or PROMPTS_PER_BATCH
     for lo in range(0, len(prompts), PROMPTS_PER_BATCH):
-        batch = sample_rollouts(model, tok, [r["prompt"] for r in prompts[lo : lo + PROMPTS_PER_BATCH]], 1.0,
-                                t.rollout_max_response_len, cfg.student.enable_thinking)
+        batch = engine.sample([r["prompt"] for r in prompts[lo : lo + PROMPTS_PER_BATCH]], 1.0,
+                              t.rollout_max_response_len, cfg.student.enable_thinking)
         scores = teacher.score(batch, full=t.teacher_backend == "hf")
         for a in range(0, batch.input_ids_B_L.shape[0], micro):
             mb = rows(batch, a, a + micro)

@@ -46,15 +46,17 @@ def trim(batch: RolloutBatch) -> RolloutBatch:
     width = int(batch.response_lengths_B.max().item()) if batch.response_mask_B_T.numel() else 0
     width = max(width, 1)
     end = batch.prompt_width + width
+    logp = None if batch.sample_logp_B_T is None else batch.sample_logp_B_T[:, :width]
     return RolloutBatch(batch.input_ids_B_L[:, first:end], batch.attention_mask_B_L[:, first:end],
-                        batch.response_mask_B_T[:, :width], batch.prompt_width - first, batch.truncated_B)
+                        batch.response_mask_B_T[:, :width], batch.prompt_width - first, batch.truncated_B, logp)
 
 
 def rows(batch: RolloutBatch, lo: int, hi: int) -> RolloutBatch:
     """Sequences ``lo:hi`` of ``batch``, trimmed."""
     sl = slice(lo, hi)
+    logp = None if batch.sample_logp_B_T is None else batch.sample_logp_B_T[sl]
     return trim(RolloutBatch(batch.input_ids_B_L[sl], batch.attention_mask_B_L[sl], batch.response_mask_B_T[sl],
-                             batch.prompt_width, batch.truncated_B[sl]))
+                             batch.prompt_width, batch.truncated_B[sl], logp))
 
 
 def response_hidden(model, batch: RolloutBatch) -> torch.Tensor:

@@ -29,6 +29,7 @@ class RolloutBatch:
     response_mask_B_T: torch.Tensor  # float, 1.0 on kept response tokens
     prompt_width: int
     truncated_B: torch.Tensor  # bool: no <|im_end|> within the length limit
+    sample_logp_B_T: torch.Tensor | None = None  # the sampler's log-prob of each token at its temperature, if reported
 
     @property
     def response_ids_B_T(self) -> torch.Tensor:
@@ -39,8 +40,9 @@ class RolloutBatch:
         return self.response_mask_B_T.sum(dim=1)
 
     def to(self, device) -> "RolloutBatch":
+        logp = None if self.sample_logp_B_T is None else self.sample_logp_B_T.to(device)
         return RolloutBatch(self.input_ids_B_L.to(device), self.attention_mask_B_L.to(device),
-                            self.response_mask_B_T.to(device), self.prompt_width, self.truncated_B.to(device))
+                            self.response_mask_B_T.to(device), self.prompt_width, self.truncated_B.to(device), logp)
 
 
 def encode_prompts(tok, chats: list[list[dict]], enable_thinking: bool) -> dict[str, torch.Tensor]:
@@ -59,14 +61,27 @@ def sample_rollouts(model, tok, chats: list[list[dict]], temperature: float, max
     out_B_L = model.generate(**enc, temperature=temperature, max_new_tokens=max_new_tokens,
                              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **TRUE_POLICY)
     prompt_width = enc["input_ids"].shape[1]
-    response_B_T = out_B_L[:, prompt_width:]
-    is_eos_B_T = response_B_T == tok.eos_token_id
+    return layout(enc["input_ids"], enc["attention_mask"], out_B_L[:, prompt_width:], tok.eos_token_id, tok.pad_token_id)
+
+
+def layout(prompt_B_P: torch.Tensor, prompt_mask_B_P: torch.Tensor, response_B_T: torch.Tensor, eos_id: int,
+           pad_id: int, sample_logp_B_T: torch.Tensor | None = None) -> RolloutBatch:
+    """The :class:`RolloutBatch` of left-padded prompts and sampled responses: each response is cut
+    after its first EOS (kept, in the loss); everything after it is padding; columns past the longest
+    response are dropped."""
+    is_eos_B_T = response_B_T == eos_id
     # Keep tokens up to and including the first EOS; everything after it is padding.
     eos_seen_before_B_T = torch.cumsum(is_eos_B_T.long(), dim=1) - is_eos_B_T.long()
     response_mask_B_T = (eos_seen_before_B_T == 0).float()
-    attention_mask_B_L = torch.cat([enc["attention_mask"], response_mask_B_T.long()], dim=1)
-    input_ids_B_L = torch.where(attention_mask_B_L.bool(), out_B_L, torch.full_like(out_B_L, tok.pad_token_id))
-    return RolloutBatch(input_ids_B_L, attention_mask_B_L, response_mask_B_T, prompt_width, ~is_eos_B_T.any(dim=1))
+    width = max(int(response_mask_B_T.sum(1).max().item()), 1) if response_B_T.shape[0] else 0
+    response_mask_B_T, response_B_T = response_mask_B_T[:, :width], response_B_T[:, :width]
+    attention_mask_B_L = torch.cat([prompt_mask_B_P.to(response_mask_B_T.device), response_mask_B_T.long()], dim=1)
+    ids_B_L = torch.cat([prompt_B_P.to(response_B_T.device), response_B_T], dim=1)
+    input_ids_B_L = torch.where(attention_mask_B_L.bool(), ids_B_L, torch.full_like(ids_B_L, pad_id))
+    if sample_logp_B_T is not None:
+        sample_logp_B_T = sample_logp_B_T[:, :width] * response_mask_B_T
+    return RolloutBatch(input_ids_B_L, attention_mask_B_L, response_mask_B_T, prompt_B_P.shape[1],
+                        ~is_eos_B_T[:, :width].any(dim=1), sample_logp_B_T)
 
 
 def decode_responses(tok, batch: RolloutBatch) -> list[str]:

@@ -175,6 +175,7 @@ class OPDTrainer:
             norm = torch.nn.utils.clip_grad_norm_(self.head.parameters(), self.t.max_grad_norm)
             norms.append(full_tensor(norm).item())
             self.opt.step()
+            self.opt.zero_grad(set_to_none=True)  # no gradient memory held through the next rollout
         self.engine.sync(self.head.model)
         return {"sums": sums, "grad_norm": sum(norms) / len(norms)}
 
@@ -211,18 +212,17 @@ class OPDTrainer:
                                  clip_low=self.t.clip_low, clip_high=self.t.clip_high, num_tokens=num_tokens)
 
     def train_step(self, step: int) -> dict:
-        sync = torch.cuda.synchronize if self.dist.device.type == "cuda" else (lambda: None)
-        t0 = time.time()
+        phase = _PhaseClock(self.dist.device)
         batch, group = self.rollout()
-        sync()
-        t1 = time.time()
+        if hasattr(self.engine, "release") and self.dist.device.type == "cuda":
+            self.engine.release()  # give the KV cache back before the update needs the memory
+        phase.lap("rollout")
         t_scores = self.score_teacher(batch)
-        sync()
-        t2 = time.time()
+        phase.lap("teacher")
         rewards_B, adv_B = self.advantages(batch, group)
         out = self.update(batch, t_scores, adv_B)
-        sync()
-        t3 = time.time()
+        phase.lap("update")
+        self.last_batch = batch  # for benchmarks (suite.bench opd_step counts its FLOPs)
         local = [batch.response_mask_B_T.sum().item(), batch.attention_mask_B_L.sum().item(), rewards_B.sum().item(),
                  (rewards_B > 0).sum().item(), batch.truncated_B.sum().item(), float(len(rewards_B))]
         gen_tokens, all_tokens, reward, correct, truncated, seqs = self.dist.all_sum(local)
@@ -232,9 +232,9 @@ class OPDTrainer:
         metrics.update(
             step=step, reward=reward / seqs, accuracy=correct / seqs, response_len=gen_tokens / seqs,
             truncation_rate=truncated / seqs, grad_norm=out["grad_norm"],
-            rollout_tok_s=gen_tokens / max(t1 - t0, 1e-9), teacher_tok_s=all_tokens / max(t2 - t1, 1e-9),
-            train_tok_s=all_tokens / max(t3 - t2, 1e-9), step_seconds=t3 - t0,
-            rollout_seconds=t1 - t0, teacher_seconds=t2 - t1, update_seconds=t3 - t2,
+            rollout_tok_s=gen_tokens / phase.seconds["rollout"], teacher_tok_s=all_tokens / phase.seconds["teacher"],
+            train_tok_s=all_tokens / phase.seconds["update"], step_seconds=sum(phase.seconds.values()),
+            **{f"{k}_seconds": v for k, v in phase.seconds.items()}, **phase.peak_gb,
         )
         return metrics
 
@@ -312,6 +312,29 @@ class OPDTrainer:
         if not ckpts:
             raise RuntimeError(f"{self.run_dir}: training finished without a checkpoint")
         return ckpts[-1]
+
+
+class _PhaseClock:
+    """Wall seconds of each phase of a step (device-synchronised) and, on GPU, its peak memory."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.seconds: dict[str, float] = {}
+        self.peak_gb: dict[str, float] = {}
+        self._start()
+
+    def _start(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        self.t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.peak_gb[f"peak_{name}_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        self.seconds[name] = max(time.perf_counter() - self.t, 1e-9)
+        self._start()
 
 
 def _as_tuple(state):

@@ -1,0 +1,183 @@
+"""A static-KV-cache decoder for Qwen3 models, with CUDA-graph-captured decode steps on GPU.
+
+transformers' ``generate`` spends a decode step in Python and kernel launches (~2% of the GPU's
+bandwidth limit at the Qwen3-4B shape, batch 64: ``shared/notes/real-shape-memory.md``). This
+decoder runs the *same modules* of the HF model (embeddings, projections, q/k norms, rotary
+embedding, MLPs, norms, LM head: no weights are copied, no layer is re-implemented) around a
+preallocated KV cache, so a decode step has fixed shapes and addresses and can be replayed as one
+CUDA graph. Only the attention glue is written here (scaled-dot-product attention over the cache).
+
+Cache layout, one (B, kv_heads, capacity, head_dim) tensor per layer for keys and values::
+
+    columns [0, prompt_capacity)            prompts, right-aligned (left padding masked out)
+    columns [prompt_capacity, capacity)     generated tokens, column prompt_capacity + t for step t
+
+Positions count from each sequence's first real token (as ``generate`` and the trainer do). A decode
+step attends over the first ``prompt_capacity + bucket`` columns only (one graph per bucket of
+``BUCKET`` steps), so early steps do not read the whole cache. Sampling is exact: argmax of
+``p / E`` with ``E ~ Exp(1)`` i.i.d. picks token v with probability ``p_v`` (the exponential race),
+with no top-k/top-p; it needs no host synchronisation, so it is captured in the graph too.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+BUCKET = 256  # decode steps per attention-length bucket (one CUDA graph each)
+
+
+def supports(model) -> bool:
+    """Qwen3-architecture decoders (the toy models and every Qwen3 config here)."""
+    return getattr(model.config, "model_type", None) == "qwen3"
+
+
+class StaticDecoder:
+    """Prefill + decode steps for a batch of B sequences over a fixed-capacity KV cache."""
+
+    def __init__(self, model, batch_size: int, prompt_capacity: int, max_new_tokens: int, use_graphs: bool):
+        """``use_graphs`` captures decode steps as CUDA graphs (GPU only); eager steps can drop finished rows."""
+        from transformers.models.qwen3.modeling_qwen3 import apply_rotary_pos_emb
+
+        self.rope = apply_rotary_pos_emb
+        self.model, self.decoder = model, model.get_decoder()
+        cfg = model.config
+        self.B, self.Pc, self.Tmax = batch_size, prompt_capacity, max_new_tokens
+        self.capacity = prompt_capacity + max_new_tokens
+        p = next(model.parameters())
+        self.device, self.dtype = p.device, p.dtype
+        shape = (batch_size, cfg.num_key_value_heads, self.capacity, cfg.head_dim)
+        self.k = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(cfg.num_hidden_layers)]
+        self.v = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(cfg.num_hidden_layers)]
+        self.valid_B_L = torch.zeros(batch_size, self.capacity, dtype=torch.bool, device=self.device)
+        # Decode-step inputs and outputs live in fixed buffers so a captured graph can be replayed.
+        self.token_B = torch.zeros(batch_size, dtype=torch.long, device=self.device)
+        self.pos_B = torch.zeros(batch_size, dtype=torch.long, device=self.device)
+        self.col = torch.zeros(1, dtype=torch.long, device=self.device)
+        self.inv_temperature = torch.ones((), dtype=torch.float32, device=self.device)
+        self.next_B = torch.zeros(batch_size, dtype=torch.long, device=self.device)
+        self.next_logp_B = torch.zeros(batch_size, dtype=torch.float32, device=self.device)
+        self.use_graphs = use_graphs and self.device.type == "cuda"
+        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        self.pool = None
+
+    # ------------------------------------------------------------------------------ the forward pass
+    def _attention_inputs(self, layer, x_B_S_H, cos, sin):
+        attn = layer.self_attn
+        B, S, _ = x_B_S_H.shape
+        h = layer.input_layernorm(x_B_S_H)
+        q = attn.q_norm(attn.q_proj(h).view(B, S, -1, attn.head_dim)).transpose(1, 2)
+        k = attn.k_norm(attn.k_proj(h).view(B, S, -1, attn.head_dim)).transpose(1, 2)
+        v = attn.v_proj(h).view(B, S, -1, attn.head_dim).transpose(1, 2)
+        q, k = self.rope(q, k, cos, sin)
+        return q, k, v
+
+    def _finish_layer(self, layer, x_B_S_H, out_B_h_S_D):
+        B, S, _ = x_B_S_H.shape
+        x_B_S_H = x_B_S_H + layer.self_attn.o_proj(out_B_h_S_D.transpose(1, 2).reshape(B, S, -1))
+        return x_B_S_H + layer.mlp(layer.post_attention_layernorm(x_B_S_H))
+
+    def _sample(self, h_B_H) -> None:
+        """Exact sampling from softmax(logits / T) into ``next_B``, with its log-prob into ``next_logp_B``."""
+        logits = self.model.get_output_embeddings()(h_B_H).float() * self.inv_temperature
+        logp_B_V = torch.log_softmax(logits, dim=-1)
+        if self.use_graphs:  # no host synchronisation: capturable
+            race_B_V = logp_B_V.exp() / torch.empty_like(logp_B_V).exponential_(1.0)
+            self.next_B.copy_(race_B_V.argmax(dim=-1))
+        else:  # inverse CDF: the same distribution, one uniform per row instead of V exponentials (CPU)
+            cdf_B_V = logp_B_V.exp().cumsum(-1)
+            u_B_1 = torch.rand(cdf_B_V.shape[0], 1, device=cdf_B_V.device) * cdf_B_V[:, -1:]
+            self.next_B.copy_(torch.searchsorted(cdf_B_V, u_B_1, right=True).squeeze(-1).clamp(max=cdf_B_V.shape[1] - 1))
+        self.next_logp_B.copy_(logp_B_V.gather(-1, self.next_B[:, None]).squeeze(-1))
+
+    @torch.no_grad()
+    def prefill(self, ids_U_P: torch.Tensor, mask_U_P: torch.Tensor, counts_U: torch.Tensor, temperature: float) -> None:
+        """Write U distinct (left-padded) prompts into the cache, each into ``counts_U`` rows (a prompt's
+        samples share its prefill), and sample every row's first response token independently."""
+        U, P = ids_U_P.shape
+        assert int(counts_U.sum()) == self.B and P <= self.Pc
+        rep = lambda x: x.repeat_interleave(counts_U, dim=0)  # noqa: E731
+        self.valid_B_L.zero_()
+        self.valid_B_L[:, self.Pc - P : self.Pc] = rep(mask_U_P.bool())
+        self.inv_temperature.fill_(1.0 / temperature)
+        pos_U_P = (mask_U_P.long().cumsum(-1) - 1).clamp(min=0)
+        causal_P_P = torch.ones(P, P, dtype=torch.bool, device=self.device).tril()
+        pads_see_themselves = torch.eye(P, dtype=torch.bool, device=self.device)  # no fully masked row (NaN)
+        mask_U_1_P_P = (causal_P_P & (mask_U_P.bool()[:, None, :] | pads_see_themselves))[:, None]
+        x = self.decoder.embed_tokens(ids_U_P)
+        cos, sin = self.decoder.rotary_emb(x, pos_U_P)
+        for i, layer in enumerate(self.decoder.layers):
+            q, k, v = self._attention_inputs(layer, x, cos, sin)
+            self.k[i][:, :, self.Pc - P : self.Pc] = rep(k)
+            self.v[i][:, :, self.Pc - P : self.Pc] = rep(v)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_U_1_P_P, enable_gqa=True)
+            x = self._finish_layer(layer, x, out)
+        self._sample(rep(self.decoder.norm(x[:, -1])))
+        self.pos_B.copy_(rep(pos_U_P[:, -1]) + 1)  # the position of response token 0, fed at the first decode step
+
+    def _decode(self, attend: int) -> None:
+        """One decode step: feed ``token_B`` at column ``col``, sample the next token."""
+        self.valid_B_L.index_fill_(1, self.col, True)
+        mask = self.valid_B_L[:, None, None, :attend]
+        x = self.decoder.embed_tokens(self.token_B[:, None])
+        cos, sin = self.decoder.rotary_emb(x, self.pos_B[:, None])
+        for i, layer in enumerate(self.decoder.layers):
+            q, k, v = self._attention_inputs(layer, x, cos, sin)
+            self.k[i].index_copy_(2, self.col, k)
+            self.v[i].index_copy_(2, self.col, v)
+            out = self._one_query_attention(q, self.k[i][:, :, :attend], self.v[i][:, :, :attend], mask)
+            x = self._finish_layer(layer, x, out)
+        self._sample(self.decoder.norm(x[:, 0]))
+
+    def _one_query_attention(self, q_B_h_1_D, k_B_g_L_D, v_B_g_L_D, mask_B_1_1_L):
+        """Attention of one new token per row over the cache. On GPU, SDPA's fused kernel; on CPU two small
+        matmuls, several times faster there than SDPA with a boolean mask for a single query."""
+        if self.device.type == "cuda":
+            return F.scaled_dot_product_attention(q_B_h_1_D, k_B_g_L_D, v_B_g_L_D, attn_mask=mask_B_1_1_L, enable_gqa=True)
+        B, h, _, D = q_B_h_1_D.shape
+        g = k_B_g_L_D.shape[1]
+        q_B_g_r_D = q_B_h_1_D.view(B, g, h // g, D)  # query heads grouped by the KV head they share
+        scores_B_g_r_L = (q_B_g_r_D @ k_B_g_L_D.transpose(-1, -2)) * D ** -0.5
+        scores_B_g_r_L = scores_B_g_r_L.masked_fill(~mask_B_1_1_L, float("-inf"))
+        out_B_g_r_D = torch.softmax(scores_B_g_r_L, dim=-1) @ v_B_g_L_D
+        return out_B_g_r_D.reshape(B, h, 1, D)
+
+    def keep_rows(self, rows_R: torch.Tensor) -> None:
+        """Drop every row not in ``rows_R`` (finished sequences) from the cache and the step buffers (eager only)."""
+        assert not self.use_graphs, "captured graphs need fixed shapes"
+        self.k = [c.index_select(0, rows_R) for c in self.k]
+        self.v = [c.index_select(0, rows_R) for c in self.v]
+        for name in ("valid_B_L", "token_B", "pos_B", "next_B", "next_logp_B"):
+            setattr(self, name, getattr(self, name).index_select(0, rows_R))
+        self.B = rows_R.numel()
+
+    def step(self, t: int) -> None:
+        """Decode step t (t >= 1): ``token_B`` (response token t-1, at position ``pos_B``) is fed, token t is
+        sampled into ``next_B``; replays a graph on GPU. The caller advances ``pos_B`` afterwards."""
+        self.col.fill_(self.Pc + t - 1)
+        if not self.use_graphs:  # eager: attend over exactly the columns written so far
+            self._decode(self.Pc + t)
+            return
+        attend = min(self.Pc + ((t - 1) // BUCKET + 1) * BUCKET, self.capacity)
+        if attend not in self.graphs:
+            self.graphs[attend] = self._capture(attend)
+        self.graphs[attend].replay()
+
+    def _capture(self, attend: int) -> torch.cuda.CUDAGraph:
+        # Warm up on a side stream (cuBLAS workspaces, lazy inits), then capture; the cache and the valid
+        # mask are rewritten by the real replay, so the warm-up's writes at `col` are harmless.
+        snapshot = (self.valid_B_L.clone(), self.next_B.clone(), self.next_logp_B.clone())
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                self._decode(attend)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool):
+            self._decode(attend)
+        self.pool = graph.pool()
+        self.valid_B_L.copy_(snapshot[0])  # undo the warm-up and capture runs' side effects
+        self.next_B.copy_(snapshot[1])
+        self.next_logp_B.copy_(snapshot[2])
+        return graph
