@@ -2,8 +2,8 @@
 # GPU benchmarks for the real-shape engine, in parts that each fit one 10-minute device call.
 # Models are Qwen3-shape stand-ins with RANDOM weights (artifacts/qwen3/README.md).
 #   bash scripts/bench_gpu.sh env          # what the machine has; wheels installed (see below)
-#   bash scripts/bench_gpu.sh rollout-a    # generate vs static engine: 1.7B at 256 and 2048, 4B at 256
-#   bash scripts/bench_gpu.sh rollout-b    # 4B at 2048
+#   bash scripts/bench_gpu.sh rollout-a    # generate vs static engine, 1.7B and 4B shapes, batch 64, 256 new tokens
+#   bash scripts/bench_gpu.sh rollout-b    # the same at 2048 new tokens
 #   bash scripts/bench_gpu.sh step-1gpu    # OPD step, 1.7B student + 4B teacher, 16 x 4 x 2048, sampled and full
 #   bash scripts/bench_gpu.sh step-2gpu    # OPD step, 4B student + 8B teacher on two GPUs (FSDP), sampled and full
 # On a machine without network, carry the wheels of hydra-core, omegaconf, antlr4-python3-runtime,
@@ -25,13 +25,11 @@ case "${1:-}" in
     python3 -c "import torch, transformers, datasets, hydra; print(torch.__version__, transformers.__version__, datasets.__version__, hydra.__version__, torch.cuda.device_count())"
     python3 -m pytest -q -p no:cacheprovider tests/test_lm_head.py 2>&1 | tail -2 ;;
   rollout-a)
-    bench rollout --device cuda --models qwen3-1.7b --new-tokens 256,2048 --engines generate,static-eager,static --repeats 1 --out "$out"
-    cp "$out/rollout-cuda.json" "$out/rollout-cuda-1.7b.json"
-    bench rollout --device cuda --models qwen3-4b --new-tokens 256 --engines generate,static-eager,static --repeats 2 --out "$out"
-    cp "$out/rollout-cuda.json" "$out/rollout-cuda-4b-256.json" ;;
+    bench rollout --device cuda --models qwen3-1.7b,qwen3-4b --new-tokens 256 --engines generate,static --repeats 2 --out "$out"
+    cp "$out/rollout-cuda.json" "$out/rollout-cuda-256.json" ;;
   rollout-b)
-    bench rollout --device cuda --models qwen3-4b --new-tokens 2048 --engines generate,static --repeats 1 --out "$out"
-    cp "$out/rollout-cuda.json" "$out/rollout-cuda-4b-2048.json" ;;
+    bench rollout --device cuda --models qwen3-4b,qwen3-1.7b --new-tokens 2048 --engines static,generate --repeats 1 --out "$out"
+    cp "$out/rollout-cuda.json" "$out/rollout-cuda-2048.json" ;;
   step-1gpu)
     for est in sampled full; do
       bench opd_step --out "$out" $common student=qwen3_1_7b_shape teacher=qwen3_4b_shape trainer.opd_estimator=$est

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from suite.training import opd_math
-from suite.training.policy import position_ids
 from tests.test_trainer import tiny_cfg
 from suite.training.trainer import OPDTrainer
 
@@ -13,7 +12,7 @@ from suite.training.trainer import OPDTrainer
 def _reference_loss(trainer, batch, scores, adv_B, estimator):
     """The OPD loss as the trainer computed it before chunking: whole (B, T, V) log-probs, one backward."""
     cfg, model, teacher = trainer.cfg, trainer.head.model, trainer.teacher.model
-    pos = position_ids(batch.attention_mask_B_L)
+    pos = (batch.attention_mask_B_L.long().cumsum(-1) - 1).clamp(min=0)  # positions from the first real token
     P = batch.prompt_width
     logits = model(input_ids=batch.input_ids_B_L, attention_mask=batch.attention_mask_B_L, position_ids=pos).logits
     logp_B_T_V = torch.log_softmax(logits[:, P - 1 : -1].float(), -1)

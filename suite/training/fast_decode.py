@@ -2,10 +2,11 @@
 
 transformers' ``generate`` spends a decode step in Python and kernel launches (~2% of the GPU's
 bandwidth limit at the Qwen3-4B shape, batch 64: ``shared/notes/real-shape-memory.md``). This
-decoder runs the *same modules* of the HF model (embeddings, projections, q/k norms, rotary
-embedding, MLPs, norms, LM head: no weights are copied, no layer is re-implemented) around a
-preallocated KV cache, so a decode step has fixed shapes and addresses and can be replayed as one
-CUDA graph. Only the attention glue is written here (scaled-dot-product attention over the cache).
+decoder runs the HF model's own weights and linear modules (embeddings, projections, rotary
+frequencies, LM head: nothing is copied) around a preallocated KV cache, so a decode step has fixed
+shapes and addresses and can be replayed as one CUDA graph. Written here: the attention over the cache
+and the pointwise math between the matmuls (RMS norms, rotary embedding, SwiGLU, sampling), as pure
+functions that compile into fused kernels on GPU.
 
 Cache layout, one (B, kv_heads, capacity, head_dim) tensor per layer for keys and values::
 
@@ -27,6 +28,52 @@ import torch.nn.functional as F
 BUCKET = 256  # decode steps per attention-length bucket (one CUDA graph each)
 
 
+# The decode step's pointwise work, restated as pure functions of tensors (the math of transformers'
+# Qwen3RMSNorm, rotary embedding and SwiGLU) so that on GPU each compiles once into a fused kernel
+# shared by every layer. A decode step at batch 64 is ~65 tiny kernels a layer otherwise, and their
+# fixed per-kernel cost, not memory traffic, set its time (measured on an H100: 7.4 ms a step for the
+# Qwen3-1.7B shape where reading the weights takes ~1.3 ms). tests/test_engine.py checks the engine's
+# log-probs against the trainer's (HF modules) recomputation.
+def rms_norm(x, weight, eps: float):
+    dtype = x.dtype
+    x32 = x.float()
+    return weight * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(dtype)
+
+
+def add_rms_norm(x, delta, weight, eps: float):
+    """The residual add, then the next norm: returns (new residual stream, its normalised copy)."""
+    x = x + delta
+    return x, rms_norm(x, weight, eps)
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def qk_norm_rope(q_B_S_h_D, k_B_S_g_D, q_weight, k_weight, cos_B_S_D, sin_B_S_D, eps: float):
+    """Per-head q/k RMS norms (Qwen3), then rotary embedding; returns heads-first (B, h, S, D), (B, g, S, D)."""
+    q = rms_norm(q_B_S_h_D, q_weight, eps).transpose(1, 2)
+    k = rms_norm(k_B_S_g_D, k_weight, eps).transpose(1, 2)
+    cos, sin = cos_B_S_D[:, None], sin_B_S_D[:, None]
+    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+def silu_mul(gate, up):
+    return F.silu(gate) * up
+
+
+def race_sample(logits_B_V, inv_temperature, exponentials_B_V):
+    """argmax of p / E with E ~ Exp(1): token v with probability p_v; also its log-prob."""
+    logp_B_V = torch.log_softmax(logits_B_V.float() * inv_temperature, dim=-1)
+    token_B = (logp_B_V.exp() / exponentials_B_V).argmax(dim=-1)
+    return token_B, logp_B_V.gather(-1, token_B[:, None]).squeeze(-1)
+
+
+POINTWISE = {"rms_norm": rms_norm, "add_rms_norm": add_rms_norm, "qk_norm_rope": qk_norm_rope,
+             "silu_mul": silu_mul, "race_sample": race_sample}
+
+
 def supports(model) -> bool:
     """Qwen3-architecture decoders (the toy models and every Qwen3 config here)."""
     return getattr(model.config, "model_type", None) == "qwen3"
@@ -37,9 +84,6 @@ class StaticDecoder:
 
     def __init__(self, model, batch_size: int, prompt_capacity: int, max_new_tokens: int, use_graphs: bool):
         """``use_graphs`` captures decode steps as CUDA graphs (GPU only); eager steps can drop finished rows."""
-        from transformers.models.qwen3.modeling_qwen3 import apply_rotary_pos_emb
-
-        self.rope = apply_rotary_pos_emb
         self.model, self.decoder = model, model.get_decoder()
         cfg = model.config
         self.B, self.Pc, self.Tmax = batch_size, prompt_capacity, max_new_tokens
@@ -60,34 +104,54 @@ class StaticDecoder:
         self.use_graphs = use_graphs and self.device.type == "cuda"
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.pool = None
+        self.eps = cfg.rms_norm_eps
+        self.fn = dict(POINTWISE)
+        if self.use_graphs:  # fused kernels for the decode step (compiled at the first warm-up, before capture)
+            self.fn.update({name: torch.compile(f, dynamic=False, fullgraph=True) for name, f in POINTWISE.items()})
 
     # ------------------------------------------------------------------------------ the forward pass
-    def _attention_inputs(self, layer, x_B_S_H, cos, sin):
-        attn = layer.self_attn
-        B, S, _ = x_B_S_H.shape
-        h = layer.input_layernorm(x_B_S_H)
-        q = attn.q_norm(attn.q_proj(h).view(B, S, -1, attn.head_dim)).transpose(1, 2)
-        k = attn.k_norm(attn.k_proj(h).view(B, S, -1, attn.head_dim)).transpose(1, 2)
-        v = attn.v_proj(h).view(B, S, -1, attn.head_dim).transpose(1, 2)
-        q, k = self.rope(q, k, cos, sin)
+    def _qkv(self, layer, h_B_S_H, cos, sin):
+        """Queries, keys (normed, rotated) and values of the normalised input ``h``, heads first."""
+        attn, fn = layer.self_attn, self.fn
+        B, S, _ = h_B_S_H.shape
+        D = attn.head_dim
+        q = attn.q_proj(h_B_S_H).view(B, S, -1, D)
+        k = attn.k_proj(h_B_S_H).view(B, S, -1, D)
+        v = attn.v_proj(h_B_S_H).view(B, S, -1, D).transpose(1, 2)
+        q, k = fn["qk_norm_rope"](q, k, attn.q_norm.weight, attn.k_norm.weight, cos, sin, self.eps)
         return q, k, v
 
-    def _finish_layer(self, layer, x_B_S_H, out_B_h_S_D):
+    def _layers(self, x_B_S_H, cos, sin, attend_fn):
+        """Every layer on S new tokens; ``attend_fn(i, q, k, v)`` stores K/V and returns the attention output.
+        Returns the final norm's output."""
+        fn, layers = self.fn, self.decoder.layers
         B, S, _ = x_B_S_H.shape
-        x_B_S_H = x_B_S_H + layer.self_attn.o_proj(out_B_h_S_D.transpose(1, 2).reshape(B, S, -1))
-        return x_B_S_H + layer.mlp(layer.post_attention_layernorm(x_B_S_H))
+        h = fn["rms_norm"](x_B_S_H, layers[0].input_layernorm.weight, self.eps)
+        for i, layer in enumerate(layers):
+            q, k, v = self._qkv(layer, h, cos, sin)
+            out = attend_fn(i, q, k, v)
+            attn_out = layer.self_attn.o_proj(out.transpose(1, 2).reshape(B, S, -1))
+            x_B_S_H, h = fn["add_rms_norm"](x_B_S_H, attn_out, layer.post_attention_layernorm.weight, self.eps)
+            mlp = layer.mlp
+            mlp_out = mlp.down_proj(fn["silu_mul"](mlp.gate_proj(h), mlp.up_proj(h)))
+            next_norm = layers[i + 1].input_layernorm.weight if i + 1 < len(layers) else self.decoder.norm.weight
+            x_B_S_H, h = fn["add_rms_norm"](x_B_S_H, mlp_out, next_norm, self.eps)
+        return h
 
     def _sample(self, h_B_H) -> None:
         """Exact sampling from softmax(logits / T) into ``next_B``, with its log-prob into ``next_logp_B``."""
-        logits = self.model.get_output_embeddings()(h_B_H).float() * self.inv_temperature
-        logp_B_V = torch.log_softmax(logits, dim=-1)
+        logits = self.model.get_output_embeddings()(h_B_H)
         if self.use_graphs:  # no host synchronisation: capturable
-            race_B_V = logp_B_V.exp() / torch.empty_like(logp_B_V).exponential_(1.0)
-            self.next_B.copy_(race_B_V.argmax(dim=-1))
-        else:  # inverse CDF: the same distribution, one uniform per row instead of V exponentials (CPU)
-            cdf_B_V = logp_B_V.exp().cumsum(-1)
-            u_B_1 = torch.rand(cdf_B_V.shape[0], 1, device=cdf_B_V.device) * cdf_B_V[:, -1:]
-            self.next_B.copy_(torch.searchsorted(cdf_B_V, u_B_1, right=True).squeeze(-1).clamp(max=cdf_B_V.shape[1] - 1))
+            token, logp = self.fn["race_sample"](logits, self.inv_temperature,
+                                                 torch.empty(logits.shape, device=self.device).exponential_(1.0))
+            self.next_B.copy_(token)
+            self.next_logp_B.copy_(logp)
+            return
+        # inverse CDF: the same distribution, one uniform per row instead of V exponentials (CPU)
+        logp_B_V = torch.log_softmax(logits.float() * self.inv_temperature, dim=-1)
+        cdf_B_V = logp_B_V.exp().cumsum(-1)
+        u_B_1 = torch.rand(cdf_B_V.shape[0], 1, device=cdf_B_V.device) * cdf_B_V[:, -1:]
+        self.next_B.copy_(torch.searchsorted(cdf_B_V, u_B_1, right=True).squeeze(-1).clamp(max=cdf_B_V.shape[1] - 1))
         self.next_logp_B.copy_(logp_B_V.gather(-1, self.next_B[:, None]).squeeze(-1))
 
     @torch.no_grad()
@@ -106,13 +170,18 @@ class StaticDecoder:
         mask_U_1_P_P = (causal_P_P & (mask_U_P.bool()[:, None, :] | pads_see_themselves))[:, None]
         x = self.decoder.embed_tokens(ids_U_P)
         cos, sin = self.decoder.rotary_emb(x, pos_U_P)
-        for i, layer in enumerate(self.decoder.layers):
-            q, k, v = self._attention_inputs(layer, x, cos, sin)
+
+        def over_prompt(i, q, k, v):
             self.k[i][:, :, self.Pc - P : self.Pc] = rep(k)
             self.v[i][:, :, self.Pc - P : self.Pc] = rep(v)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_U_1_P_P, enable_gqa=True)
-            x = self._finish_layer(layer, x, out)
-        self._sample(rep(self.decoder.norm(x[:, -1])))
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask_U_1_P_P, enable_gqa=True)
+
+        fn, self.fn = self.fn, POINTWISE  # prefill shapes change every rollout: eager, never recompiled
+        try:
+            h = self._layers(x, cos, sin, over_prompt)
+        finally:
+            self.fn = fn
+        self._sample(rep(h[:, -1]))
         self.pos_B.copy_(rep(pos_U_P[:, -1]) + 1)  # the position of response token 0, fed at the first decode step
 
     def _decode(self, attend: int) -> None:
@@ -121,13 +190,13 @@ class StaticDecoder:
         mask = self.valid_B_L[:, None, None, :attend]
         x = self.decoder.embed_tokens(self.token_B[:, None])
         cos, sin = self.decoder.rotary_emb(x, self.pos_B[:, None])
-        for i, layer in enumerate(self.decoder.layers):
-            q, k, v = self._attention_inputs(layer, x, cos, sin)
+
+        def over_cache(i, q, k, v):
             self.k[i].index_copy_(2, self.col, k)
             self.v[i].index_copy_(2, self.col, v)
-            out = self._one_query_attention(q, self.k[i][:, :, :attend], self.v[i][:, :, :attend], mask)
-            x = self._finish_layer(layer, x, out)
-        self._sample(self.decoder.norm(x[:, 0]))
+            return self._one_query_attention(q, self.k[i][:, :, :attend], self.v[i][:, :, :attend], mask)
+
+        self._sample(self._layers(x, cos, sin, over_cache)[:, 0])
 
     def _one_query_attention(self, q_B_h_1_D, k_B_g_L_D, v_B_g_L_D, mask_B_1_1_L):
         """Attention of one new token per row over the cache. On GPU, SDPA's fused kernel; on CPU two small

@@ -2,9 +2,9 @@
 
 Every forward here goes through the decoder only (``model.get_decoder()``) and returns the final
 hidden states that predict the response tokens; :mod:`suite.training.lm_head` applies the LM head
-to them chunk by chunk. Positions are counted from each sequence's first real token
-(``cumsum(attention_mask) - 1``), as transformers' ``generate`` does for left-padded prompts, so a
-sequence's log-probs do not depend on how much padding its batch needed.
+to them chunk by chunk. Positions are counted from each sequence's first real token, as
+transformers' ``generate`` does for left-padded prompts, so a sequence's log-probs do not depend on
+how much padding its batch needed.
 """
 
 from __future__ import annotations
@@ -35,10 +35,6 @@ def load_causal_lm(path: str, dtype: torch.dtype, device: torch.device | str, ra
         return AutoModelForCausalLM.from_config(config, dtype=dtype)
 
 
-def position_ids(attention_mask_B_L: torch.Tensor) -> torch.Tensor:
-    return (attention_mask_B_L.long().cumsum(-1) - 1).clamp(min=0)
-
-
 def trim(batch: RolloutBatch) -> RolloutBatch:
     """Drop prompt columns that are padding in every row and response columns past the longest response."""
     prompt_real = batch.attention_mask_B_L[:, : batch.prompt_width].any(dim=0)
@@ -60,10 +56,27 @@ def rows(batch: RolloutBatch, lo: int, hi: int) -> RolloutBatch:
 
 
 def response_hidden(model, batch: RolloutBatch) -> torch.Tensor:
-    """Final hidden states predicting each response token, (B, T, H): position ``P - 1 + t`` predicts token t."""
-    out = model.get_decoder()(input_ids=batch.input_ids_B_L, attention_mask=batch.attention_mask_B_L,
-                              position_ids=position_ids(batch.attention_mask_B_L), use_cache=False)
-    return out.last_hidden_state[:, batch.prompt_width - 1 : -1]
+    """Final hidden states predicting each response token, (B, T, H).
+
+    Each row is shifted left past its prompt padding before the forward, so every row reads
+    ``[prompt | response | padding]`` from column 0: causal attention alone is then exact (a real
+    token only sees earlier real tokens), no padding mask is needed, and attention runs as a fused
+    causal kernel (flash attention on GPU) instead of a masked one. Positions are 0, 1, ... from the
+    first real token, as before. Response token t of a row whose prompt has n real tokens is
+    predicted at column ``n - 1 + t``.
+    """
+    B, L = batch.input_ids_B_L.shape
+    device = batch.input_ids_B_L.device
+    prompt_len_B = batch.attention_mask_B_L[:, : batch.prompt_width].sum(dim=1)
+    shift_B = batch.prompt_width - prompt_len_B
+    cols_L = torch.arange(L, device=device)
+    src_B_L = cols_L[None] + shift_B[:, None]
+    ids_B_L = batch.input_ids_B_L.gather(1, src_B_L.clamp(max=L - 1))
+    out = model.get_decoder()(input_ids=ids_B_L, attention_mask=None, position_ids=cols_L[None].expand(B, L),
+                              use_cache=False).last_hidden_state
+    T = batch.response_mask_B_T.shape[1]
+    at_B_T = prompt_len_B[:, None] - 1 + torch.arange(T, device=device)[None]
+    return out.gather(1, at_B_T[..., None].expand(-1, -1, out.shape[-1]))
 
 
 def output_weight(model) -> torch.Tensor:
