@@ -18,7 +18,7 @@ if [ -d .whl ] && ! python3 -c "import hydra, datasets" 2>/dev/null; then
 fi
 export PYTHONPATH=/tmp/site:$PWD
 bench() { python3 -m suite.bench "$@"; }
-common="task=dapo_math task.source=local trainer=tutorial trainer.device=cuda trainer.num_rollout=3 trainer.lm_head_chunk=512"
+common="task=dapo_math task.source=local trainer=tutorial trainer.device=cuda trainer.num_rollout=3"
 case "${1:-}" in
   env)
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
@@ -34,6 +34,9 @@ case "${1:-}" in
     for est in sampled full; do
       bench opd_step --out "$out" $common student=qwen3_1_7b_shape teacher=qwen3_4b_shape trainer.opd_estimator=$est
     done ;;
+  profile-1gpu)
+    bench opd_step --steps 1 --warmup 1 --profile --out "$out" $common student=qwen3_1_7b_shape teacher=qwen3_4b_shape \
+      trainer.opd_estimator=sampled trainer.num_rollout=2 ;;
   step-2gpu)
     for est in sampled full; do
       torchrun --standalone --nproc_per_node 2 -m suite.bench opd_step --out "$out" $common \

@@ -56,7 +56,19 @@ def update_flops(config, batch) -> float:
     return 3.0 * (body + attention + head)
 
 
-def run(overrides: list[str], steps: int, warmup: int) -> dict:
+def profiled_step(trainer, step: int) -> tuple[dict, str]:
+    """One more step under torch.profiler: the metrics and the top operators by device (or CPU) time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = trainer.dist.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        metrics = trainer.train_step(step)
+    sort = "cuda_time_total" if cuda else "cpu_time_total"
+    return metrics, prof.key_averages().table(sort_by=sort, row_limit=30, max_name_column_width=60)
+
+
+def run(overrides: list[str], steps: int, warmup: int, profile_last: bool = False) -> dict:
     from suite.config import compose_config
     from suite.training.trainer import OPDTrainer
 
@@ -79,6 +91,7 @@ def run(overrides: list[str], steps: int, warmup: int) -> dict:
             if trainer.dist.is_main:
                 print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float))}), flush=True)
         peaks = trainer.dist.all_gather_object({k: max(m[k] for m in timed) for k in timed[0] if k.startswith("peak_")})
+        profile_table = profiled_step(trainer, warmup + steps + 1)[1] if profile_last else None
     keys = ("rollout_seconds", "teacher_seconds", "update_seconds", "step_seconds", "rollout_tok_s", "teacher_tok_s",
             "train_tok_s", "update_mfu", "update_tflops", "response_len", "kl_sampled", "kl_exact")
     report = {"benchmark": "opd_step", "overrides": overrides, "steps": steps, "warmup": warmup,
@@ -86,7 +99,7 @@ def run(overrides: list[str], steps: int, warmup: int) -> dict:
               "estimator": cfg.trainer.opd_estimator, "sequences": cfg.trainer.rollout_batch_size * cfg.trainer.n_samples_per_prompt,
               "max_new_tokens": cfg.trainer.rollout_max_response_len, "bf16_matmul_tflops": rate,
               "median": {k: statistics.median(m[k] for m in timed) for k in keys if k in timed[0]},
-              "peak_memory_gb_per_gpu": peaks, "per_step": timed,
+              "peak_memory_gb_per_gpu": peaks, "per_step": timed, "profile": profile_table,
               "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                           "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None}}
     trainer.dist.close()
@@ -98,14 +111,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "bench")
+    parser.add_argument("--profile", action="store_true", help="profile one extra step; top operators in the report")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the sweep config")
     args = parser.parse_args(argv)
-    report = run(list(args.overrides) + ["trainer.progress_bar=false"], args.steps, args.warmup)
+    report = run(list(args.overrides) + ["trainer.progress_bar=false"], args.steps, args.warmup, args.profile)
     if report["world_size"] > 1 and not _is_rank0():
         return
     name = f"opd_step-{report['student']}-{report['teacher']}-{report['estimator']}-{report['world_size']}gpu.json"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / name).write_text(json.dumps(report, indent=2) + "\n")
+    if report["profile"]:
+        (args.out / name.replace(".json", "-profile.txt")).write_text(report["profile"])
+        print(report["profile"])
     med = report["median"]
     print(f"\n{name}: step {med['step_seconds']:.1f}s = rollout {med['rollout_seconds']:.1f}s "
           f"({med['rollout_tok_s']:,.0f} tok/s) + teacher {med['teacher_seconds']:.1f}s + update {med['update_seconds']:.1f}s"

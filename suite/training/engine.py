@@ -62,6 +62,8 @@ class StaticEngine(GenerateEngine):
     def __init__(self, model, tok, compute, device, share_weights, use_graphs: bool = True):
         super().__init__(model, tok, compute, device, share_weights)
         self.use_graphs, self.decoder = use_graphs, None
+        if not share_weights and fast_decode.supports(self.model):
+            fast_decode.fuse_projections(self.model)  # its own copy: safe to re-lay out (sync copies by name)
 
     def release(self) -> None:
         self.decoder = None

@@ -74,6 +74,55 @@ POINTWISE = {"rms_norm": rms_norm, "add_rms_norm": add_rms_norm, "qk_norm_rope":
              "silu_mul": silu_mul, "race_sample": race_sample}
 
 
+FUSED = ((lambda layer: layer.self_attn, ("q_proj", "k_proj", "v_proj"), "fused_qkv"),
+         (lambda layer: layer.mlp, ("gate_proj", "up_proj"), "fused_gate_up"))
+
+
+def cast_parameters(model, dtype: torch.dtype) -> None:
+    """Every parameter's data to ``dtype`` (buffers such as rotary frequencies untouched); fused groups
+    stay views of one buffer. The parameter objects (and hooks on them) are kept."""
+    done = set()
+    for layer in model.get_decoder().layers:
+        for owner_of, names, attr in FUSED:
+            owner = owner_of(layer)
+            buffer = getattr(owner, attr, None)
+            if buffer is None:
+                continue
+            buffer, start = buffer.to(dtype), 0
+            for name in names:
+                weight = getattr(owner, name).weight
+                weight.data = buffer[start : start + weight.shape[0]]
+                start += weight.shape[0]
+                done.add(id(weight))
+            object.__setattr__(owner, attr, buffer)
+    for param in model.parameters():
+        if id(param) not in done:
+            param.data = param.data.to(dtype)
+
+
+def fuse_projections(model) -> None:
+    """Lay out each layer's q/k/v weights, and its gate/up weights, in one buffer each, the parameters
+    becoming views of it: a decode step then runs one matmul per group (fewer, larger kernels). In
+    place, values unchanged, no extra memory. Call it before an optimizer takes the parameters (the
+    parameter objects are replaced)."""
+    for layer in model.get_decoder().layers:
+        for owner_of, names, attr in FUSED:
+            _fuse(owner_of(layer), names, attr)
+
+
+def _fuse(owner, names: tuple[str, ...], attr: str) -> None:
+    linears = [getattr(owner, n) for n in names]
+    if getattr(owner, attr, None) is not None or any(lin.bias is not None for lin in linears):
+        return
+    buffer = torch.cat([lin.weight.detach() for lin in linears])
+    start = 0
+    for lin in linears:
+        rows = lin.weight.shape[0]
+        lin.weight = torch.nn.Parameter(buffer[start : start + rows], requires_grad=lin.weight.requires_grad)
+        start += rows
+    object.__setattr__(owner, attr, buffer)  # a plain attribute: not a parameter or buffer of the module
+
+
 def supports(model) -> bool:
     """Qwen3-architecture decoders (the toy models and every Qwen3 config here)."""
     return getattr(model.config, "model_type", None) == "qwen3"
@@ -115,9 +164,13 @@ class StaticDecoder:
         attn, fn = layer.self_attn, self.fn
         B, S, _ = h_B_S_H.shape
         D = attn.head_dim
-        q = attn.q_proj(h_B_S_H).view(B, S, -1, D)
-        k = attn.k_proj(h_B_S_H).view(B, S, -1, D)
-        v = attn.v_proj(h_B_S_H).view(B, S, -1, D).transpose(1, 2)
+        fused = getattr(attn, "fused_qkv", None)
+        if fused is not None:
+            q, k, v = F.linear(h_B_S_H, fused).split(
+                [attn.q_proj.weight.shape[0], attn.k_proj.weight.shape[0], attn.v_proj.weight.shape[0]], dim=-1)
+        else:
+            q, k, v = attn.q_proj(h_B_S_H), attn.k_proj(h_B_S_H), attn.v_proj(h_B_S_H)
+        q, k, v = q.reshape(B, S, -1, D), k.reshape(B, S, -1, D), v.reshape(B, S, -1, D).transpose(1, 2)
         q, k = fn["qk_norm_rope"](q, k, attn.q_norm.weight, attn.k_norm.weight, cos, sin, self.eps)
         return q, k, v
 
@@ -133,7 +186,9 @@ class StaticDecoder:
             attn_out = layer.self_attn.o_proj(out.transpose(1, 2).reshape(B, S, -1))
             x_B_S_H, h = fn["add_rms_norm"](x_B_S_H, attn_out, layer.post_attention_layernorm.weight, self.eps)
             mlp = layer.mlp
-            mlp_out = mlp.down_proj(fn["silu_mul"](mlp.gate_proj(h), mlp.up_proj(h)))
+            fused = getattr(mlp, "fused_gate_up", None)
+            gate, up = F.linear(h, fused).chunk(2, dim=-1) if fused is not None else (mlp.gate_proj(h), mlp.up_proj(h))
+            mlp_out = mlp.down_proj(fn["silu_mul"](gate, up))
             next_norm = layers[i + 1].input_layernorm.weight if i + 1 < len(layers) else self.decoder.norm.weight
             x_B_S_H, h = fn["add_rms_norm"](x_B_S_H, mlp_out, next_norm, self.eps)
         return h

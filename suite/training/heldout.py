@@ -9,6 +9,7 @@ import torch
 from suite.config import SuiteConfig
 from suite.data import eval_rows
 from suite.training.policy import PolicyHead, Precision, dtype_of, load_causal_lm, rows
+from suite.training import fast_decode
 from suite.training.engine import make_engine
 
 PROMPTS_PER_BATCH = 128
@@ -28,6 +29,8 @@ def heldout_reverse_kl(cfg: SuiteConfig, model_path: str | Path, teacher) -> flo
     device = torch.device(t.device)
     precision = Precision(dtype_of(cfg.student.dtype), device)
     model = load_causal_lm(str(model_path), precision.compute, device).eval()
+    if fast_decode.supports(model):
+        fast_decode.fuse_projections(model)
     head, tok = PolicyHead(model, t.lm_head_chunk), AutoTokenizer.from_pretrained(model_path)
     engine = make_engine(t.rollout_engine, model, tok, precision.compute, device, share_weights=True)
     prompts = eval_rows(cfg.task.name, cfg.task.source)[: t.kl_eval_prompts]

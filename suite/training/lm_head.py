@@ -61,12 +61,15 @@ class TokenStats:
 
 
 def _chunk_outputs(logits_C_V: torch.Tensor, ids_C: torch.Tensor, teacher: TeacherDistribution,
-                   sl: slice, compute_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """(logp of ids, reverse KL or None, entropy) for one chunk of float32 student logits."""
-    logp_C_V = torch.log_softmax(logits_C_V, dim=-1)
+                   sl: slice, entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """(logp of ids, reverse KL or None, entropy or None) for one chunk of student logits (any dtype:
+    the softmax runs in float32 without a float32 copy of the logits first)."""
+    logp_C_V = torch.log_softmax(logits_C_V, dim=-1, dtype=torch.float32)
     logp_C = logp_C_V.gather(-1, ids_C[:, None]).squeeze(-1)
-    with torch.no_grad():
-        entropy_C = -(logp_C_V.exp() * logp_C_V).sum(-1)
+    entropy_C = None
+    if entropy:
+        with torch.no_grad():
+            entropy_C = -(logp_C_V.exp() * logp_C_V).sum(-1)
     kl_C = None
     if teacher.mode == "full":
         with torch.no_grad():
@@ -88,8 +91,8 @@ class _ChunkedLMHead(torch.autograd.Function):
         entropy_N = hidden_N_H.new_zeros(n, dtype=torch.float32)
         for lo in range(0, n, chunk_size):
             sl = slice(lo, lo + chunk_size)
-            logits = (hidden_N_H[sl].to(compute_dtype) @ w.T).float()
-            logp_C, kl_C, ent_C = _chunk_outputs(logits, ids_N[sl], teacher, sl, compute_dtype)
+            logits = hidden_N_H[sl].to(compute_dtype) @ w.T
+            logp_C, kl_C, ent_C = _chunk_outputs(logits, ids_N[sl], teacher, sl, entropy=True)
             logp_N[sl], entropy_N[sl] = logp_C, ent_C
             if kl_N is not None:
                 kl_N[sl] = kl_C
@@ -109,15 +112,14 @@ class _ChunkedLMHead(torch.autograd.Function):
         for lo in range(0, hidden_N_H.shape[0], ctx.chunk_size):
             sl = slice(lo, lo + ctx.chunk_size)
             h_C_H = hidden_N_H[sl].to(cd)
-            logits = (h_C_H @ w.T).float().requires_grad_()
+            logits = (h_C_H @ w.T).requires_grad_()
             with torch.enable_grad():
-                logp_C, kl_C, _ = _chunk_outputs(logits, ids_N[sl], teacher, sl, cd)
+                logp_C, kl_C, _ = _chunk_outputs(logits, ids_N[sl], teacher, sl, entropy=False)
                 outs, grads = [logp_C], [g_logp_N[sl] if g_logp_N is not None else torch.zeros_like(logp_C)]
                 if kl_C is not None and g_kl_N is not None:
                     outs.append(kl_C)
                     grads.append(g_kl_N[sl])
                 (g_logits_C_V,) = torch.autograd.grad(outs, [logits], grads)
-            g_logits_C_V = g_logits_C_V.to(cd)
             if g_hidden is not None:
                 g_hidden[sl] = (g_logits_C_V @ w).to(hidden_N_H.dtype)
             if g_weight is not None:
@@ -148,7 +150,7 @@ def topk_logprobs(hidden_N_H: torch.Tensor, weight_V_H: torch.Tensor, k: int, ch
     w = weight_V_H.to(cd)
     vals, ids = [], []
     for lo in range(0, hidden_N_H.shape[0], chunk_size):
-        logp = torch.log_softmax((hidden_N_H[lo : lo + chunk_size].to(cd) @ w.T).float(), dim=-1)
+        logp = torch.log_softmax(hidden_N_H[lo : lo + chunk_size].to(cd) @ w.T, dim=-1, dtype=torch.float32)
         top = logp.topk(k, dim=-1)
         vals.append(top.values)
         ids.append(top.indices)

@@ -9,7 +9,6 @@ how much padding its batch needed.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -85,16 +84,11 @@ def output_weight(model) -> torch.Tensor:
 
 @dataclass
 class Precision:
-    """``compute`` is the matmul dtype; master weights and optimizer state stay float32 (see the trainer)."""
+    """``compute`` is the dtype of the forward and backward; master weights and optimizer state stay
+    float32 (:mod:`suite.training.precision`, or FSDP's mixed precision)."""
 
     compute: torch.dtype
     device: torch.device
-
-    def autocast(self):
-        """bf16/fp16 compute over float32 master weights; nothing to do when computing in float32."""
-        if self.compute == torch.float32:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.compute)
 
 
 class PolicyHead(torch.nn.Module):
@@ -123,8 +117,7 @@ def sequence_logprobs(head: PolicyHead, batch: RolloutBatch, micro_batch_size: i
     out_B_T = torch.zeros(batch.response_mask_B_T.shape, dtype=torch.float32, device=precision.device)
     for lo in range(0, batch.input_ids_B_L.shape[0], micro_batch_size):
         mb = rows(batch, lo, lo + micro_batch_size).to(precision.device)
-        with precision.autocast():
-            stats = head(mb, compute_dtype=precision.compute)
+        stats = head(mb, compute_dtype=precision.compute)
         width = mb.response_mask_B_T.shape[1]
         block = out_B_T[lo : lo + micro_batch_size, :width]
         block[mb.response_mask_B_T.bool()] = stats.logp_N.float()

@@ -18,8 +18,10 @@ One rollout step, following slime's order:
    head (:mod:`suite.training.lm_head`): no (sequences x tokens x vocabulary) tensor is ever built.
 
 Precision: the student's master weights and AdamW state are float32; ``student.dtype=bfloat16``
-computes forward/backward in bf16 (autocast, or FSDP's mixed precision) and samples from a bf16 copy.
-(bf16 master weights would drop the updates: at lr 1e-6 a step is far below bf16's spacing.)
+computes forward/backward in bf16: on one device the module's parameters are bf16 and
+:class:`~suite.training.precision.MasterWeights` keeps float32 masters and gradients (the rollout
+engine samples from the bf16 parameters themselves); under FSDP, ``MixedPrecisionPolicy`` does the
+same with sharded masters and the engine samples from a gathered bf16 copy.
 
 Checkpoints (HF format + ``trainer_state.pt``) every ``save_interval`` rollouts and at the end;
 a run directory that already has checkpoints resumes from the last one and reproduces the run.
@@ -40,10 +42,11 @@ from suite.config import SuiteConfig
 from suite.data import train_rows
 from suite.results import write_jsonl_atomic
 from suite.scoring import score
-from suite.training import opd_math
+from suite.training import fast_decode, opd_math
 from suite.training.distributed import DistContext, copy_weights, full_state_dict, full_tensor, shard
 from suite.training.engine import make_engine
 from suite.training.policy import PolicyHead, Precision, dtype_of, load_causal_lm, rows, sequence_logprobs
+from suite.training.precision import MasterWeights
 from suite.training.rollout import RolloutBatch, decode_responses
 from suite.training.teacher import HFTeacher, SGLangTeacher, TeacherBackend, TeacherScores
 
@@ -91,18 +94,24 @@ class OPDTrainer:
         self.precision = Precision(dtype_of(student.dtype), dev)
         torch.manual_seed(self.cfg.seed)  # the same initial weights on every rank
         model = load_causal_lm(str(source), torch.float32, dev, student.random_init and not ckpts, self.cfg.seed)
+        if not self.dist.enabled and fast_decode.supports(model):
+            fast_decode.fuse_projections(model)  # the rollout engine shares these weights; before any optimizer
+        self.masters = None
+        if not self.dist.enabled and self.precision.compute != torch.float32:
+            self.masters = MasterWeights(model)  # float32 copies first, then the module computes in bf16
+            fast_decode.cast_parameters(model, self.precision.compute)  # buffers (rotary frequencies) stay float32
         if self.t.activation_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.head = PolicyHead(model, self.t.lm_head_chunk)
         if self.dist.enabled:
             shard(self.head, self.precision.compute)
         self.tok = AutoTokenizer.from_pretrained(source if ckpts or not student.tokenizer else student.tokenizer)
-        share = not self.dist.enabled and self.precision.compute == torch.float32
-        self.engine = make_engine(self.t.rollout_engine, model, self.tok, self.precision.compute, dev, share)
+        self.engine = make_engine(self.t.rollout_engine, model, self.tok, self.precision.compute, dev,
+                                  share_weights=not self.dist.enabled)
         self.teacher = self.teacher or make_teacher(self.cfg, device=str(dev))
         self.rows = train_rows(self.cfg.task.name, self.cfg.task.source)
         self.rng = random.Random(self.cfg.seed)
-        self.opt = torch.optim.AdamW(self.head.parameters(), lr=self.t.lr, betas=(0.9, 0.98),
+        self.opt = torch.optim.AdamW(self.trained_tensors(), lr=self.t.lr, betas=(0.9, 0.98),
                                      weight_decay=self.t.weight_decay, fused=dev.type == "cuda" or None)
         torch.manual_seed(self.cfg.seed + self.dist.rank)  # sampling noise: one stream per rank
         done = self._resume(ckpts[-1]) if ckpts else 0
@@ -111,6 +120,10 @@ class OPDTrainer:
 
             self.tb = SummaryWriter(self.run_dir / "tensorboard")
         return done
+
+    def trained_tensors(self) -> list[torch.Tensor]:
+        """What the optimizer steps: the float32 masters, or the (float32 or sharded) parameters themselves."""
+        return self.masters.masters if self.masters is not None else list(self.head.parameters())
 
     def _resume(self, ckpt: Path) -> int:
         state = torch.load(ckpt / STATE_FILE, weights_only=True)
@@ -172,10 +185,12 @@ class OPDTrainer:
             self.opt.zero_grad(set_to_none=True)
             for k, v in self.accumulate_gradients(batch, t_scores, adv_B, old_B_T, lo, min(lo + step_size, n)).items():
                 sums[k] += v
-            norm = torch.nn.utils.clip_grad_norm_(self.head.parameters(), self.t.max_grad_norm)
+            norm = torch.nn.utils.clip_grad_norm_(self.trained_tensors(), self.t.max_grad_norm)
             norms.append(full_tensor(norm).item())
             self.opt.step()
             self.opt.zero_grad(set_to_none=True)  # no gradient memory held through the next rollout
+            if self.masters is not None:
+                self.masters.copy_to_params()
         self.engine.sync(self.head.model)
         return {"sums": sums, "grad_norm": sum(norms) / len(norms)}
 
@@ -202,8 +217,7 @@ class OPDTrainer:
         dev, keep = self.dist.device, mb.response_mask_B_T.bool().cpu()
         width = keep.shape[1]
         mb = mb.to(dev)
-        with self.precision.autocast():
-            stats = self.head(mb, t_scores.distribution(a, b, keep, dev), self.precision.compute)
+        stats = self.head(mb, t_scores.distribution(a, b, keep, dev), self.precision.compute)
         t_logp_N = t_scores.logp_B_T[a:b, :width][keep].to(dev)
         adv_N = adv_B[a:b, None].expand(-1, width)[keep].to(dev)
         old_N = stats.logp_N.detach() if old_B_T is None else old_B_T[a:b, :width][keep].to(dev)
@@ -257,8 +271,9 @@ class OPDTrainer:
         return final
 
     def _gather_state(self) -> tuple[dict | None, dict]:
-        if not self.dist.enabled:
-            return None, self.opt.state_dict()
+        if not self.dist.enabled:  # float32 weights: the masters when the module computes in bf16
+            weights = self.masters.state_dict(self.head.model) if self.masters is not None else None
+            return weights, self.opt.state_dict()
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
         weights = full_state_dict(self.head.model)
