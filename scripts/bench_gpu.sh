@@ -34,6 +34,12 @@ case "${1:-}" in
     for est in sampled full; do
       bench opd_step --out "$out" $common student=qwen3_1_7b_shape teacher=qwen3_4b_shape trainer.opd_estimator=$est
     done ;;
+  final-1gpu)  # the engine at 256 (generate timed three times) and 4B at 2048; then one OPD step config
+    bench rollout --device cuda --models qwen3-1.7b,qwen3-4b --new-tokens 256 --engines generate,static --repeats 3 --out "$out"
+    cp "$out/rollout-cuda.json" "$out/rollout-cuda-256.json"
+    bench rollout --device cuda --models qwen3-4b --new-tokens 2048 --engines static --repeats 1 --out "$out"
+    cp "$out/rollout-cuda.json" "$out/rollout-cuda-4b-2048-static.json"
+    bench opd_step --out "$out" $common student=qwen3_1_7b_shape teacher=qwen3_4b_shape trainer.opd_estimator=sampled ;;
   profile-1gpu)
     bench opd_step --steps 1 --warmup 1 --profile --out "$out" $common student=qwen3_1_7b_shape teacher=qwen3_4b_shape \
       trainer.opd_estimator=sampled trainer.num_rollout=2 ;;

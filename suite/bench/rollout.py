@@ -75,8 +75,11 @@ def bench_model(name: str, device: torch.device, batch: int, samples: int, lengt
     from suite.data import train_rows
     from suite.training.engine import ENGINES, StaticEngine
 
+    from suite.training import fast_decode
+
     model, tok, dtype = _load(name, device)
     model.eval()
+    fast_decode.fuse_projections(model)  # as the trainer lays out its student (generate is unaffected)
     prompts = [r["prompt"] for r in train_rows(task, "local")[: batch // samples]]
     chats = [p for p in prompts for _ in range(samples)]
     rows = []
