@@ -40,6 +40,10 @@ case "${1:-}" in
     bench rollout --device cuda --models qwen3-4b --new-tokens 2048 --engines static --repeats 1 --out "$out"
     cp "$out/rollout-cuda.json" "$out/rollout-cuda-4b-2048-static.json"
     bench opd_step --out "$out" $common student=qwen3_1_7b_shape teacher=qwen3_4b_shape trainer.opd_estimator=sampled ;;
+  attention-1gpu)  # decode attention: SDPA vs two matmuls, against generate, 256 tokens
+    bench rollout --device cuda --models qwen3-4b,qwen3-1.7b --new-tokens 256 --engines generate,static,static-matmul \
+      --repeats 3 --out "$out"
+    cp "$out/rollout-cuda.json" "$out/rollout-cuda-256-attention.json" ;;
   profile-1gpu)
     bench opd_step --steps 1 --warmup 1 --profile --out "$out" $common student=qwen3_1_7b_shape teacher=qwen3_4b_shape \
       trainer.opd_estimator=sampled trainer.num_rollout=2 ;;

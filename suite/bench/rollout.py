@@ -84,11 +84,12 @@ def bench_model(name: str, device: torch.device, batch: int, samples: int, lengt
     chats = [p for p in prompts for _ in range(samples)]
     rows = []
     for new_tokens in lengths:
-        for engine_name in engines:
-            graphs = not engine_name.endswith("-eager")
-            cls = ENGINES[engine_name.removesuffix("-eager")]
-            engine = cls(model, tok, dtype, device, True) if cls is not StaticEngine else \
-                StaticEngine(model, tok, dtype, device, True, use_graphs=graphs)
+        for engine_name in engines:  # variants: static-eager (no CUDA graphs), static-matmul (matmul attention)
+            base, _, variant = engine_name.partition("-")
+            cls = ENGINES[base]
+            engine = cls(model, tok, dtype, device, True) if cls is not StaticEngine else StaticEngine(
+                model, tok, dtype, device, True, use_graphs=variant != "eager",
+                attention="matmul" if variant == "matmul" else "auto")
             row = {"model": name, "engine": engine_name, "batch": len(chats), "new_tokens": new_tokens}
             try:
                 times, out = _time_engine(engine, chats, new_tokens, repeats, device)

@@ -59,9 +59,9 @@ class StaticEngine(GenerateEngine):
     released with :meth:`release` (the trainer does so on GPU before the update, to give the memory back).
     """
 
-    def __init__(self, model, tok, compute, device, share_weights, use_graphs: bool = True):
+    def __init__(self, model, tok, compute, device, share_weights, use_graphs: bool = True, attention: str = "auto"):
         super().__init__(model, tok, compute, device, share_weights)
-        self.use_graphs, self.decoder = use_graphs, None
+        self.use_graphs, self.attention, self.decoder = use_graphs, attention, None
         if not share_weights and fast_decode.supports(self.model):
             fast_decode.fuse_projections(self.model)  # its own copy: safe to re-lay out (sync copies by name)
 
@@ -74,7 +74,7 @@ class StaticEngine(GenerateEngine):
         d = self.decoder
         if not graphs or d is None or (d.B, d.Pc, d.Tmax) != (batch, capacity, max_new):
             self.decoder = None  # free the old cache before allocating the new one
-            self.decoder = fast_decode.StaticDecoder(self.model, batch, capacity, max_new, graphs)
+            self.decoder = fast_decode.StaticDecoder(self.model, batch, capacity, max_new, graphs, self.attention)
         return self.decoder
 
     @torch.no_grad()

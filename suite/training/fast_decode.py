@@ -131,8 +131,11 @@ def supports(model) -> bool:
 class StaticDecoder:
     """Prefill + decode steps for a batch of B sequences over a fixed-capacity KV cache."""
 
-    def __init__(self, model, batch_size: int, prompt_capacity: int, max_new_tokens: int, use_graphs: bool):
-        """``use_graphs`` captures decode steps as CUDA graphs (GPU only); eager steps can drop finished rows."""
+    def __init__(self, model, batch_size: int, prompt_capacity: int, max_new_tokens: int, use_graphs: bool,
+                 attention: str = "auto"):
+        """``use_graphs`` captures decode steps as CUDA graphs (GPU only); eager steps can drop finished rows.
+        ``attention``: ``sdpa`` (PyTorch's fused kernel), ``matmul`` (two batched matmuls and a softmax)
+        or ``auto`` (sdpa on GPU, matmul on CPU)."""
         self.model, self.decoder = model, model.get_decoder()
         cfg = model.config
         self.B, self.Pc, self.Tmax = batch_size, prompt_capacity, max_new_tokens
@@ -154,6 +157,7 @@ class StaticDecoder:
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.pool = None
         self.eps = cfg.rms_norm_eps
+        self.attention = attention if attention != "auto" else ("sdpa" if self.device.type == "cuda" else "matmul")
         self.fn = dict(POINTWISE)
         if self.use_graphs:  # fused kernels for the decode step (compiled at the first warm-up, before capture)
             self.fn.update({name: torch.compile(f, dynamic=False, fullgraph=True) for name, f in POINTWISE.items()})
@@ -254,9 +258,9 @@ class StaticDecoder:
         self._sample(self._layers(x, cos, sin, over_cache)[:, 0])
 
     def _one_query_attention(self, q_B_h_1_D, k_B_g_L_D, v_B_g_L_D, mask_B_1_1_L):
-        """Attention of one new token per row over the cache. On GPU, SDPA's fused kernel; on CPU two small
-        matmuls, several times faster there than SDPA with a boolean mask for a single query."""
-        if self.device.type == "cuda":
+        """Attention of one new token per row over the cache: SDPA's fused kernel, or two small batched
+        matmuls (several times faster on CPU than SDPA with a boolean mask for a single query)."""
+        if self.attention == "sdpa":
             return F.scaled_dot_product_attention(q_B_h_1_D, k_B_g_L_D, v_B_g_L_D, attn_mask=mask_B_1_1_L, enable_gqa=True)
         B, h, _, D = q_B_h_1_D.shape
         g = k_B_g_L_D.shape[1]
