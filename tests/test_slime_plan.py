@@ -135,6 +135,7 @@ def test_a_flag_outside_the_list_is_refused():
 
 @pytest.mark.parametrize("override, key", [
     ("trainer.opd_estimator=full", "trainer.opd_estimator"),
+    ("trainer.rollout_temperature=0.7", "trainer.rollout_temperature"),
     ("trainer.slime.rollout_num_gpus=7", "trainer.slime.rollout_num_gpus"),
     ("student=toy", "trainer.slime.model_args_script"),
 ])

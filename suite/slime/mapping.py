@@ -70,6 +70,15 @@ def _opd(cfg: SuiteConfig, _: Paths) -> list[str]:
     return ["--use-opd", "--opd-type", "sglang"]
 
 
+def _temperature(cfg: SuiteConfig, _: Paths) -> list[str]:
+    if cfg.trainer.rollout_temperature != 1.0:
+        raise ConfigError(f"bad config value trainer.rollout_temperature={cfg.trainer.rollout_temperature}: slime also "
+                          "sends it as the teacher's scoring temperature (slime.rollout.on_policy_distillation."
+                          "reward_func, THUDM/slime#2085), which SGLang may not apply to input log-probs, while the "
+                          "suite scores the teacher at T=1 (serve.logprob_temperature); use 1.0 with trainer=slime")
+    return ["--rollout-temperature", "1"]
+
+
 def _tensor_parallel(cfg: SuiteConfig, _: Paths) -> list[str]:
     tp = cfg.trainer.slime.tensor_model_parallel_size
     return ["--tensor-model-parallel-size", str(tp)] + (["--sequence-parallel"] if tp > 1 else [])
@@ -85,7 +94,8 @@ TRAINER: tuple[Entry, ...] = (
     _value("trainer.rollout_batch_size", "--rollout-batch-size"),
     _value("trainer.n_samples_per_prompt", "--n-samples-per-prompt"),
     _value("trainer.rollout_max_response_len", "--rollout-max-response-len"),
-    _value("trainer.rollout_temperature", "--rollout-temperature"),
+    Entry("trainer.rollout_temperature", ("--rollout-temperature",), _temperature,
+          note="1.0 only: slime scores the teacher at the rollout temperature"),
     _value("trainer.global_batch_size", "--global-batch-size"),
     _value("trainer.lr", "--lr"),
     _value("trainer.save_interval", "--save-interval"),
