@@ -142,9 +142,6 @@ def render_script(cfg: SuiteConfig, plan: SlimePlan) -> str:
         "#!/usr/bin/env bash",
         f"# slime launch plan for run {plan.run_dir.name} (config {config_hash(cfg)}), written by the suite.",
         f"# Its flags were checked against slime's argument list at {slime_ref} (suite/slime/slime_flags.txt).",
-        "# slime's iterations land in torch_dist/; `python -m suite.sweep <the same overrides> "
-        "trainer.slime.dry_run=false`",
-        "# then converts them to HF, scores them through lm-eval and appends the run row (training skipped if done).",
     ]
     if not plan.slime_found:
         lines.append(f"# slime was not found where this was written: {ASSUMED_SLIME_DIR} assumed (SLIME_DIR sets it).")
@@ -164,7 +161,12 @@ def render_script(cfg: SuiteConfig, plan: SlimePlan) -> str:
               s.python, f"{plan.slime_dir}/{TRAIN}", *plan.train_argv]
     lines += ["# 4. train: the actor and its rollout engines on "
               f"{s.actor_num_nodes * s.actor_num_gpus_per_node} GPU(s)" + (" (colocated)" if s.colocate else ""),
-              "TRAIN_START=$SECONDS", _sh(submit), 'echo "$((SECONDS - TRAIN_START))" > "$RUN/train_seconds.txt"', ""]
+              "TRAIN_START=$SECONDS", _sh(submit), 'echo "$((SECONDS - TRAIN_START))" > "$RUN/train_seconds.txt"', "",
+              "# 5. back in the suite: `python -m suite.sweep <the same overrides> trainer.slime.dry_run=false` (it skips",
+              "#    1-4 once the last iteration is saved) converts each saved iteration with slime's converter,",
+              "#    " + " ".join(converter_command(cfg, plan, "$RUN/torch_dist/iter_N", "<run>/checkpoints/step_N+1",
+                                                  "<student HF dir>")),
+              "#    then scores it through lm-eval and appends the run row to results/runs.jsonl.", ""]
     return "\n".join(lines)
 
 
