@@ -122,7 +122,7 @@ def test_attaching_to_a_teacher_url_starts_no_server():
     plan = build_plan(_cfg(["serve.url=http://teacher-host:31000"]), RUN_DIR, None)
     assert plan.teacher_argv is None and "sglang.launch_server" not in plan.script
     assert plan.train_argv[plan.train_argv.index("--rm-url") + 1] == "http://teacher-host:31000/generate"
-    assert "until curl -sf http://teacher-host:31000/health" in plan.script
+    assert "urlopen(sys.argv[1], timeout=5)' http://teacher-host:31000/health" in plan.script
 
 
 def test_a_flag_outside_the_list_is_refused():

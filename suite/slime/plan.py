@@ -187,7 +187,8 @@ def _teacher_lines(cfg: SuiteConfig, plan: SlimePlan) -> list[str]:
                   "fi",
                   f"CUDA_VISIBLE_DEVICES={gpu} " + _sh(plan.teacher_argv) + ' > "$RUN/teacher.log" 2>&1 &',
                   "TEACHER_PID=$!"]
-    lines += [f"until curl -sf {shlex.quote(url)}/health > /dev/null; do",
+    probe = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)"
+    lines += [f"until {shlex.quote(s.python)} -c {shlex.quote(probe)} {shlex.quote(url + '/health')} 2>/dev/null; do",
               '  if [ -n "${TEACHER_PID:-}" ] && ! kill -0 "$TEACHER_PID" 2>/dev/null; then',
               '    echo "the teacher server exited; its log: $RUN/teacher.log" >&2; tail -n 20 "$RUN/teacher.log" >&2; '
               "exit 1",
