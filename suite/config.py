@@ -151,6 +151,42 @@ class EvalConfig:
 
 
 @dataclass
+class SlimeConfig:
+    """``trainer=slime``: where slime runs the job (paths and GPUs on the slime machine). Only trainer=slime
+    reads these; suite/slime/mapping.py maps each one to slime's flags."""
+
+    dry_run: Optional[bool] = None  # null: true where slime is absent (no slime_dir, no SLIME_DIR, no package)
+    slime_dir: Optional[str] = None  # slime's source checkout (train.py, tools/); null: $SLIME_DIR or the package
+    megatron_dir: str = "/root/Megatron-LM"  # on the Ray job's PYTHONPATH (slime's docker image layout)
+    python: str = "python3"  # the slime machine's interpreter (train.py, converters, the teacher's SGLang)
+    model_args_script: Optional[str] = None  # slime's scripts/models/*.sh for the student; null: by student.path
+    ref_load: Optional[str] = None  # slime's first checkpoint; null: the student's HF dir (slime loads it)
+    actor_num_nodes: int = 1
+    actor_num_gpus_per_node: int = 8
+    rollout_num_gpus: int = 8
+    rollout_num_gpus_per_engine: int = 2
+    colocate: bool = True  # actor and rollout engines share the GPUs (slime offloads between phases)
+    tensor_model_parallel_size: int = 2
+    max_tokens_per_gpu: int = 9216  # dynamic batching: tokens per GPU per micro-batch
+    sglang_mem_fraction_static: float = 0.7  # the rollout engines' share of GPU memory
+    teacher_gpu: int = 8  # CUDA_VISIBLE_DEVICES of the teacher's server when the plan starts it (serve.url null)
+    ray_address: str = "http://127.0.0.1:8265"
+    start_ray: bool = True  # the plan runs `ray start --head` (false: submit to a running cluster)
+
+    def __post_init__(self) -> None:
+        for key in ("actor_num_nodes", "actor_num_gpus_per_node", "rollout_num_gpus_per_engine",
+                    "tensor_model_parallel_size", "max_tokens_per_gpu"):
+            _check(getattr(self, key) >= 1, f"trainer.slime.{key}", getattr(self, key), "use a positive integer")
+        _check(self.rollout_num_gpus >= 0 and self.teacher_gpu >= 0, "trainer.slime.rollout_num_gpus",
+               self.rollout_num_gpus, "use non-negative GPU counts and indices")
+        _check(0 < self.sglang_mem_fraction_static < 1, "trainer.slime.sglang_mem_fraction_static",
+               self.sglang_mem_fraction_static, "use a fraction in (0, 1)")
+        _check(self.actor_num_gpus_per_node % self.tensor_model_parallel_size == 0,
+               "trainer.slime.tensor_model_parallel_size", self.tensor_model_parallel_size,
+               f"must divide trainer.slime.actor_num_gpus_per_node = {self.actor_num_gpus_per_node}")
+
+
+@dataclass
 class TrainerConfig:
     """The OPD recipe. The first nine names are the tutorial's SlimeRecipe fields."""
 
@@ -182,6 +218,7 @@ class TrainerConfig:
     kl_eval_prompts: int = 256  # held-out prompts for the before/after reverse-KL measurement
     progress_bar: bool = True
     tensorboard: bool = False
+    slime: SlimeConfig = field(default_factory=SlimeConfig)  # read only by trainer=slime
 
     def __post_init__(self) -> None:
         for key in ("num_rollout", "rollout_batch_size", "n_samples_per_prompt", "rollout_max_response_len",
@@ -198,7 +235,7 @@ class TrainerConfig:
                "use hf (in-process) or sglang (a server)")
         _check(not (self.teacher_backend == "sglang" and self.opd_estimator == "full"), "trainer.opd_estimator",
                self.opd_estimator, "an SGLang teacher returns sampled-token or top-K log-probs: use sampled or topk")
-        if self.tensorboard:
+        if self.tensorboard and self.name != "slime":  # slime's tensorboard runs on the slime machine
             import importlib.util
 
             _check(importlib.util.find_spec("tensorboard") is not None, "trainer.tensorboard", True,
@@ -285,6 +322,9 @@ def config_hash(cfg: SuiteConfig) -> str:
     for how in ("progress_bar", "micro_batch_size", "activation_checkpointing", "distributed", "lm_head_chunk",
                 "rollout_engine", "num_gpus"):  # how a step runs, not what it computes
         data["trainer"].pop(how, None)
+    slime = data["trainer"].pop("slime", None)  # read only by trainer=slime; a dry run is the same run
+    if data["trainer"].get("name") == "slime" and slime is not None:
+        data["trainer"]["slime"] = {k: v for k, v in slime.items() if k != "dry_run"}
     for role in ("teacher", "student"):
         data[role].pop("device", None)
         if data[role].get("tokenizer") is None:  # a new key: absent means the model's own, as before

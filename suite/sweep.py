@@ -14,7 +14,6 @@ row to ``results/runs.jsonl`` and rewrite ``results/leaderboard.md`` / ``.csv``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shlex
 import shutil
@@ -33,6 +32,7 @@ from suite.reporting.leaderboard import RUNS_FILE, paired_delta, write_leaderboa
 from suite.results import SCHEMA_VERSION, append_row, locked
 from suite.reporting.plots import CURVES_DIR
 from suite.serving.server import SGLangServer
+from suite.slime.mapping import trainer_record
 from suite.train import launch_distributed
 from suite.training.heldout import heldout_reverse_kl
 from suite.training.trainer import METRICS_FILE, OPDTrainer, make_teacher, read_metrics
@@ -48,8 +48,12 @@ def run_name(cfg: SuiteConfig) -> str:
             f"-s{cfg.seed}-{config_hash(cfg)[:6]}")
 
 
-def run_job(cfg: SuiteConfig, command: str) -> dict:
-    """One sweep point end to end; returns the run row it appended."""
+def run_job(cfg: SuiteConfig, command: str) -> dict | None:
+    """One sweep point end to end; returns the run row it appended (None: a slime dry run wrote its plan)."""
+    if cfg.trainer.name == "slime":  # slime trains (suite/slime); naming, scoring and the row are the same
+        from suite.slime.runner import run_slime_job
+
+        return run_slime_job(cfg, command, run_name, record_run)
     start = time.time()
     for model in (cfg.student, cfg.teacher):
         ensure_local_model(model)
@@ -71,6 +75,15 @@ def run_job(cfg: SuiteConfig, command: str) -> dict:
         train_seconds = time.time() - train_start
         kl_after = heldout_reverse_kl(cfg, checkpoint, teacher)
     after = cached_eval(cfg, str(checkpoint), command)
+    return record_run(cfg, run_dir, checkpoint, (before, after, teacher_row), (kl_before, kl_after), train_seconds,
+                      start, command)
+
+
+def record_run(cfg: SuiteConfig, run_dir: Path, checkpoint: Path, evals: tuple[dict, dict, dict],
+               kl: tuple[float, float], train_seconds: float | None, start: float, command: str) -> dict:
+    """Append the run row (paired statistics of ``evals`` = baseline, trained, teacher) and rewrite the
+    leaderboard; shared by the local trainer and slime (suite/slime/runner.py)."""
+    (before, after, teacher_row), (kl_before, kl_after) = evals, kl
     results_dir = Path(cfg.results_dir)
     metrics = read_metrics(run_dir)
     row = {
@@ -78,18 +91,20 @@ def run_job(cfg: SuiteConfig, command: str) -> dict:
         "kind": "run", "run_name": run_dir.name, "run_dir": display_path(str(run_dir)), "checkpoint": checkpoint.name,
         "task": cfg.task.name, "task_version": after["task_version"], "teacher": cfg.teacher.name,
         "student": cfg.student.name, "opd_kl_coef": cfg.opd_kl_coef, "reward_scale": cfg.reward_scale,
-        "trainer": dataclasses.asdict(cfg.trainer), "seed": cfg.seed, "config_hash": config_hash(cfg),
+        "trainer": trainer_record(cfg.trainer), "seed": cfg.seed, "config_hash": config_hash(cfg),
         "baseline_row": before["row_id"], "final_row": after["row_id"], "teacher_row": teacher_row["row_id"],
         "paired_delta": paired_delta(results_dir, before, after),
         "heldout_reverse_kl": {"before": kl_before, "after": kl_after, "prompts": min(cfg.trainer.kl_eval_prompts,
                                                                                         before["n"])},
         "train_reward": {"first": metrics[0]["reward"], "last": metrics[-1]["reward"]} if metrics else None,
-        "train_seconds": round(train_seconds, 1), "wall_seconds": round(time.time() - start, 1), "command": command,
+        "train_seconds": None if train_seconds is None else round(train_seconds, 1),
+        "wall_seconds": round(time.time() - start, 1), "command": command,
         "invocation": os.environ.get(INVOCATION_ENV, command),
     }
-    curves = results_dir / CURVES_DIR / f"{run_dir.name}.jsonl"
-    curves.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / METRICS_FILE, curves)  # results/ alone can redraw the training curves
+    if (run_dir / METRICS_FILE).exists():  # slime logs its own metrics; the local trainer writes this file
+        curves = results_dir / CURVES_DIR / f"{run_dir.name}.jsonl"
+        curves.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run_dir / METRICS_FILE, curves)  # results/ alone can redraw the training curves
     with locked(results_dir / ".leaderboard.lock"):
         append_row(results_dir / RUNS_FILE, row)
         write_leaderboard(results_dir)

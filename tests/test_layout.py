@@ -1,5 +1,6 @@
 # Run: pytest tests/test_layout.py
-"""The package's imports go one way: foundation <- serving <- training, evaluation <- reporting <- entry points."""
+"""The package's imports go one way: foundation <- serving <- training, evaluation <- reporting <- slime, entry
+points."""
 
 import ast
 from pathlib import Path
@@ -14,6 +15,7 @@ ALLOWED = {
     "training": {"serving"},
     "evaluation": {"serving", "toyworld"},
     "reporting": set(),
+    "slime": {"serving", "training", "evaluation", "reporting"},  # orchestration, beside suite/sweep.py
 }
 FOUNDATION = {"config", "paths", "data", "prompts", "scoring", "results", "stats"}
 
@@ -48,3 +50,15 @@ def test_foundation_imports_no_subpackage():
         if extra:
             bad.append(f"suite/{name}.py imports suite.{sorted(extra)}")
     assert not bad, "; ".join(bad)
+
+
+def test_slime_reward_hook_imports_only_the_foundation():
+    """slime imports suite.slime.reward_hook inside its own processes: the standard library and the foundation."""
+    import sys
+
+    path = SUITE / "slime" / "reward_hook.py"
+    assert _suite_imports(path) <= FOUNDATION
+    tree = ast.parse(path.read_text())
+    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
+            {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert roots - {"suite", "__future__"} <= set(sys.stdlib_module_names)
