@@ -27,6 +27,7 @@ from suite.config import ConfigError, load_config
 from suite.data import DataError, eval_rows, train_rows
 from suite.paths import REPO_ROOT, TOY_DATA_DIR, TOY_MODELS_DIR
 from suite.results import read_rows
+from suite.scoring import label_is_scorable
 
 TINY_TRAIN = ["trainer.num_rollout=1", "trainer.rollout_batch_size=4", "trainer.n_samples_per_prompt=2",
               "trainer.global_batch_size=8", "trainer.save_interval=1", "trainer.progress_bar=false",
@@ -84,6 +85,15 @@ def run_cli(home: Path, module: str, *args: str, timeout: int = 600) -> subproce
                           capture_output=True, text=True, timeout=timeout)
 
 
+# ------------------------------------------------------------------ item 2: labels that cannot be scored
+def test_label_is_scorable_exact_cases():
+    assert label_is_scorable("18", "integer") and label_is_scorable("336^\\circ", "integer")
+    assert label_is_scorable("\\frac{14}{3}", "latex") and label_is_scorable("7", "latex")
+    for label in ("abc", "n/a", "", "  ", "1.5"):
+        assert not label_is_scorable(label, "integer"), label
+    assert not label_is_scorable("\\frac{1}{2", "latex")  # unbalanced: math-verify cannot parse it
+
+
 # ------------------------------------------------------- item 3: every setting checked, for the whole grid
 @pytest.mark.parametrize("override, key", [
     ("reward_scale=-1", "reward_scale"), ("reward_scale=nan", "reward_scale"), ("opd_kl_coef=inf", "opd_kl_coef"),
@@ -104,3 +114,37 @@ def test_zero_reward_scale_is_pure_distillation_but_zero_and_zero_is_refused():
     assert cfg_of("reward_scale=0").reward_scale == 0.0
     with pytest.raises(ConfigError, match="nothing to learn from"):
         cfg_of("reward_scale=0", "opd_kl_coef=0")
+
+
+# ------------------------------------------------------------------ item 4: data errors say where
+def test_empty_file_names_the_file(toy_copy):
+    eval_file, _ = toy_copy
+    eval_file.write_text("")
+    with pytest.raises(DataError, match=r"eval\.jsonl: the file is empty .*suite\.toyworld\.build"):
+        eval_rows("toy_arith", "local")
+
+
+def test_non_json_training_line_names_file_and_line(toy_copy):
+    _, train_file = toy_copy
+    damage(train_file, 3, lambda row: '{"prompt": [{"role": "user", "content": "x"}], "label": ')
+    with pytest.raises(DataError, match=r"train\.jsonl:3: not JSON"):
+        train_rows("toy_arith", "local")
+
+
+def test_json_line_that_is_not_an_object_names_file_and_line(toy_copy):
+    eval_file, _ = toy_copy
+    damage(eval_file, 2, lambda row: "[1, 2]")
+    with pytest.raises(DataError, match=r"eval\.jsonl:2: a JSON list, not an object"):
+        eval_rows("toy_arith", "local")
+
+
+def test_missing_field_is_reported_as_missing_with_a_1_based_line(toy_copy):
+    eval_file, _ = toy_copy
+    damage(eval_file, 1, lambda row: {k: v for k, v in row.items() if k != "label"})
+    with pytest.raises(DataError, match=r"eval\.jsonl:1: field 'label' is missing or null \(the row has "
+                                        r"\['kind', 'prompt', 'solution'\]\)"):
+        eval_rows("toy_arith", "local")
+    damage(eval_file, 1, with_label("  "))
+    data.all_rows.cache_clear()
+    with pytest.raises(DataError, match=r"eval\.jsonl:1: field 'label' holds an empty answer"):
+        eval_rows("toy_arith", "local")
