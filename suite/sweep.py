@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import os
 import shlex
-import shutil
 import sys
 import time
 import uuid
@@ -30,11 +29,11 @@ from omegaconf import DictConfig
 from suite.config import SuiteConfig, config_hash, load_config
 from suite.evaluation.harness import cached_eval, display_path, ensure_local_model
 from suite.reporting.leaderboard import RUNS_FILE, paired_delta, write_leaderboard
-from suite.results import SCHEMA_VERSION, append_row, locked
+from suite.results import SCHEMA_VERSION, append_row, locked, write_jsonl_atomic
 from suite.reporting.plots import CURVES_DIR
 from suite.serving.server import SGLangServer
 from suite.training.heldout import heldout_reverse_kl
-from suite.training.trainer import METRICS_FILE, OPDTrainer, make_teacher, read_metrics
+from suite.training.trainer import OPDTrainer, make_teacher, read_metrics
 
 
 INVOCATION_ENV = "OPD_SUITE_INVOCATION"
@@ -84,7 +83,7 @@ def run_job(cfg: SuiteConfig, command: str) -> dict:
     }
     curves = results_dir / CURVES_DIR / f"{run_dir.name}.jsonl"
     curves.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / METRICS_FILE, curves)  # results/ alone can redraw the training curves
+    write_jsonl_atomic(curves, metrics)  # results/ alone can redraw the training curves (never a torn copy)
     with locked(results_dir / ".leaderboard.lock"):
         append_row(results_dir / RUNS_FILE, row)
         write_leaderboard(results_dir)

@@ -148,3 +148,28 @@ def test_missing_field_is_reported_as_missing_with_a_1_based_line(toy_copy):
     data.all_rows.cache_clear()
     with pytest.raises(DataError, match=r"eval\.jsonl:1: field 'label' holds an empty answer"):
         eval_rows("toy_arith", "local")
+
+
+# ------------------------------------------------------------- item 5: a torn line never blocks work
+def test_torn_eval_row_is_set_aside_on_read_and_the_baseline_is_reused(tmp_path):
+    from suite.evaluation.harness import cached_eval
+
+    cfg = cfg_of(f"results_dir={tmp_path}", "task.limit=10")
+    first = cached_eval(cfg, "student", "pytest")  # a real eval row
+    with open(tmp_path / "evals.jsonl", "a") as f:
+        f.write('{"schema": 1, "row_id": "torn-by-a-kill", "acc')  # a writer killed mid-row
+    again = cached_eval(cfg, "student", "pytest")
+    assert again["row_id"] == first["row_id"], "the baseline lookup reuses the row instead of stopping"
+    assert (tmp_path / "evals.jsonl.partial").read_text() == '{"schema": 1, "row_id": "torn-by-a-kill", "acc\n'
+    assert [r["row_id"] for r in read_rows(tmp_path / "evals.jsonl")] == [first["row_id"]]
+
+
+def test_torn_metrics_line_does_not_stop_resume(tmp_path):
+    from suite.training.trainer import OPDTrainer, read_metrics
+
+    OPDTrainer(cfg_of(*TINY_TRAIN), tmp_path / "run").train()
+    with open(tmp_path / "run/metrics.jsonl", "a") as f:
+        f.write('{"step": 2, "reward": 0.')  # killed while logging step 2
+    OPDTrainer(cfg_of(*TINY_TRAIN, "trainer.num_rollout=2"), tmp_path / "run").train()
+    assert [m["step"] for m in read_metrics(tmp_path / "run")] == [1, 2]
+    assert (tmp_path / "run/metrics.jsonl.partial").read_text() == '{"step": 2, "reward": 0.\n'

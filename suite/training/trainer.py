@@ -21,7 +21,6 @@ a run directory that already has checkpoints resumes from the last one and repro
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -33,7 +32,7 @@ import torch
 from suite.training import opd_math
 from suite.config import SuiteConfig
 from suite.data import train_rows
-from suite.results import write_jsonl_atomic
+from suite.results import append_row, read_rows, write_jsonl_atomic
 from suite.training.rollout import RolloutBatch, decode_responses, response_logprobs, sample_rollouts, token_logprobs
 from suite.scoring import score
 from suite.training.teacher import HFTeacher, SGLangTeacher, TeacherBackend
@@ -100,7 +99,7 @@ class OPDTrainer:
         """Drop metric lines past the resume point, so a resumed run never duplicates a step."""
         path = self.run_dir / METRICS_FILE
         if path.exists():
-            keep = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+            keep = read_rows(path, required=("step",))  # a torn last line (killed mid-write) is set aside
             write_jsonl_atomic(path, [m for m in keep if m["step"] <= step])
 
     # ------------------------------------------------------------------------------------- one step
@@ -198,8 +197,7 @@ class OPDTrainer:
 
     def _log_metrics(self, metrics: dict) -> None:
         path = self.run_dir / METRICS_FILE
-        with open(path, "a") as f:
-            f.write(json.dumps(metrics, sort_keys=True) + "\n")
+        append_row(path, metrics)  # one locked write, fsynced: a kill loses at most this line
         if self.tb is not None:
             for k, v in metrics.items():
                 if k != "step":
@@ -230,4 +228,4 @@ class OPDTrainer:
 
 def read_metrics(run_dir: Path | str) -> list[dict]:
     path = Path(run_dir) / METRICS_FILE
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    return read_rows(path, required=("step",))
