@@ -32,6 +32,8 @@ from suite.reporting.leaderboard import RUNS_FILE, paired_delta, write_leaderboa
 from suite.results import SCHEMA_VERSION, append_row, locked, write_jsonl_atomic
 from suite.reporting.plots import CURVES_DIR
 from suite.serving.server import SGLangServer
+from suite.training.compat import check_teacher_student
+from suite.training.fit import read_data_report
 from suite.training.heldout import heldout_reverse_kl
 from suite.training.trainer import OPDTrainer, make_teacher, read_metrics
 
@@ -51,6 +53,7 @@ def run_job(cfg: SuiteConfig, command: str) -> dict:
     start = time.time()
     for model in (cfg.student, cfg.teacher):
         ensure_local_model(model)
+    check_teacher_student(cfg)  # before any eval row: a mismatched pair stops here, not inside the KL
     before = cached_eval(cfg, "student", command)
     teacher_row = cached_eval(cfg, "teacher", command)
     run_dir = Path(cfg.runs_dir) / run_name(cfg)
@@ -78,6 +81,7 @@ def run_job(cfg: SuiteConfig, command: str) -> dict:
         "heldout_reverse_kl": {"before": kl_before, "after": kl_after, "prompts": min(cfg.trainer.kl_eval_prompts,
                                                                                         before["n"])},
         "train_reward": {"first": metrics[0]["reward"], "last": metrics[-1]["reward"]} if metrics else None,
+        "data": read_data_report(run_dir),  # training rows used and left out (suite/training/fit.py)
         "train_seconds": round(train_seconds, 1), "wall_seconds": round(time.time() - start, 1), "command": command,
         "invocation": os.environ.get(INVOCATION_ENV, command),
     }

@@ -94,7 +94,32 @@ def test_label_is_scorable_exact_cases():
     assert not label_is_scorable("\\frac{1}{2", "latex")  # unbalanced: math-verify cannot parse it
 
 
+def test_training_on_unscorable_labels_is_refused_before_any_step(tmp_path, toy_copy):
+    from suite.training.trainer import OPDTrainer
+
+    _, train_file = toy_copy
+    rows = [json.loads(x) for x in train_file.read_text().splitlines()]
+    train_file.write_text("".join(json.dumps({**r, "label": "n/a"}) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"train\.jsonl:1: label 'n/a' .* is not an integer"):
+        OPDTrainer(cfg_of(*TINY_TRAIN), tmp_path / "run").train()
+    with pytest.raises(DataError, match="no usable rows"):
+        OPDTrainer(cfg_of(*TINY_TRAIN, "task.on_bad_rows=skip"), tmp_path / "run").train()
+    assert not (tmp_path / "run/checkpoints").exists()
+
+
 # ------------------------------------------------------- item 3: every setting checked, for the whole grid
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_typo_anywhere_in_the_grid_stops_the_sweep_before_job_0(home, launcher):
+    proc = run_cli(home, "suite.sweep", "-m", "opd_kl_coef=0.25,abc", "reward_scale=1,-1", f"hydra/launcher={launcher}",
+                   *TINY_TRAIN, timeout=120)
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "3 of 4 sweep points refused before any job started" in err
+    assert "job 2 (opd_kl_coef=abc reward_scale=1): bad config value for 'opd_kl_coef': Value 'abc'" in err
+    assert "job 1 (opd_kl_coef=0.25 reward_scale=-1): bad config value reward_scale=-1.0: use a non-negative" in err
+    assert not (home / "outputs").exists() and not (home / "results").exists(), "no job may have started"
+
+
 @pytest.mark.parametrize("override, key", [
     ("reward_scale=-1", "reward_scale"), ("reward_scale=nan", "reward_scale"), ("opd_kl_coef=inf", "opd_kl_coef"),
     ("seed=-1", "seed"), ("task.on_bad_rows=ignore", "task.on_bad_rows"), ("trainer.lr=0", "trainer.lr"),
@@ -138,6 +163,17 @@ def test_json_line_that_is_not_an_object_names_file_and_line(toy_copy):
         eval_rows("toy_arith", "local")
 
 
+def test_fewer_usable_training_rows_than_a_rollout_batch_is_refused(toy_copy):
+    from suite.training.fit import trainable_rows
+    from transformers import AutoTokenizer
+
+    _, train_file = toy_copy
+    train_file.write_text("".join(train_file.read_text().splitlines(keepends=True)[:3]))
+    tok = AutoTokenizer.from_pretrained(TOY_MODELS_DIR / "student")
+    with pytest.raises(DataError, match=r"3 usable training rows, fewer than trainer\.rollout_batch_size=4"):
+        trainable_rows(cfg_of(*TINY_TRAIN), tok)
+
+
 def test_missing_field_is_reported_as_missing_with_a_1_based_line(toy_copy):
     eval_file, _ = toy_copy
     damage(eval_file, 1, lambda row: {k: v for k, v in row.items() if k != "label"})
@@ -148,6 +184,28 @@ def test_missing_field_is_reported_as_missing_with_a_1_based_line(toy_copy):
     data.all_rows.cache_clear()
     with pytest.raises(DataError, match=r"eval\.jsonl:1: field 'label' holds an empty answer"):
         eval_rows("toy_arith", "local")
+
+
+def long_prompt(row):
+    chat = row["prompt"]
+    return {**row, "prompt": [{**chat[0], "content": chat[0]["content"] + " 7" * 100_000}]}  # 200k characters
+
+
+def test_over_long_training_prompt_is_refused_before_any_allocation(tmp_path, toy_copy):
+    from suite.training.fit import read_data_report, trainable_rows
+    from suite.training.trainer import OPDTrainer
+    from transformers import AutoTokenizer
+
+    _, train_file = toy_copy
+    damage(train_file, 4, long_prompt)
+    with pytest.raises(DataError, match=r"train\.jsonl:4: prompt is \d{5,} tokens; with "
+                                        r"trainer\.rollout_max_response_len=32 it must be at most 480"):
+        OPDTrainer(cfg_of(*TINY_TRAIN), tmp_path / "run").train()
+    tok = AutoTokenizer.from_pretrained(TOY_MODELS_DIR / "student")
+    rows = trainable_rows(cfg_of(*TINY_TRAIN, "task.on_bad_rows=skip"), tok, tmp_path / "skip")
+    report = read_data_report(tmp_path / "skip")
+    assert report["skipped_rows"] == 1 and report["skipped"][0]["where"].endswith("train.jsonl:4")
+    assert report["train_rows"] == len(rows) == len(train_rows("toy_arith", "local")) - 1
 
 
 # ------------------------------------------------------------- item 5: a torn line never blocks work
@@ -173,3 +231,42 @@ def test_torn_metrics_line_does_not_stop_resume(tmp_path):
     OPDTrainer(cfg_of(*TINY_TRAIN, "trainer.num_rollout=2"), tmp_path / "run").train()
     assert [m["step"] for m in read_metrics(tmp_path / "run")] == [1, 2]
     assert (tmp_path / "run/metrics.jsonl.partial").read_text() == '{"step": 2, "reward": 0.\n'
+
+
+# ----------------------------------------------------------------------- item 6: the smaller faults
+@pytest.fixture(scope="module")
+def other_tokenizer_teacher(tmp_path_factory):
+    """The toy teacher with one more special token, resized embeddings and a renamed assistant role."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("other-teacher")
+    tok = AutoTokenizer.from_pretrained(TOY_MODELS_DIR / "teacher")
+    model = AutoModelForCausalLM.from_pretrained(TOY_MODELS_DIR / "teacher")
+    tok.add_tokens(["<|tool|>"], special_tokens=True)
+    tok.chat_template = tok.chat_template.replace("<|im_start|>assistant", "<|im_start|>model")
+    model.resize_token_embeddings(len(tok), mean_resizing=False)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_teacher_with_another_tokenizer_is_refused_before_any_eval_row(tmp_path, other_tokenizer_teacher):
+    from suite.sweep import run_job
+    from suite.training.compat import ModelPairError
+
+    cfg = cfg_of(*TINY_TRAIN, f"teacher.path={other_tokenizer_teacher}", f"results_dir={tmp_path}/results",
+                 f"runs_dir={tmp_path}/runs", "task.limit=10")
+    with pytest.raises(ModelPairError) as err:
+        run_job(cfg, "pytest")
+    msg = str(err.value)
+    assert "vocabulary size (config.json vocab_size, the logit width): teacher 446 vs student 445" in msg
+    assert "id 445: teacher '<|tool|>' vs student None" in msg
+    assert "chat template differs" in msg and "'<|im_start|>model" in msg
+    assert not (tmp_path / "results").exists(), "no eval row of the bad teacher may be appended"
+
+
+def test_grid_with_a_mismatched_pair_is_refused_before_job_0(home, other_tokenizer_teacher):
+    proc = run_cli(home, "suite.sweep", "-m", "opd_kl_coef=0.5,1", f"teacher.path={other_tokenizer_teacher}",
+                   *TINY_TRAIN, timeout=120)
+    assert proc.returncode == 1 and "cannot teach student toy-student" in proc.stderr
+    assert not (home / "results").exists() and not (home / "outputs").exists()

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from suite.config import SuiteConfig
-from suite.data import eval_rows
 from suite.training import opd_math
+from suite.training.fit import heldout_rows
 from suite.training.rollout import response_logprobs, sample_rollouts, token_logprobs
 
 
@@ -24,7 +24,7 @@ def heldout_reverse_kl(cfg: SuiteConfig, model_path: str | Path, teacher) -> flo
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, cfg.student.dtype))
     model = model.to(cfg.trainer.device).eval()
     tok = AutoTokenizer.from_pretrained(model_path)
-    rows = eval_rows(cfg.task.name, cfg.task.source)[: cfg.trainer.kl_eval_prompts]
+    rows = heldout_rows(cfg, tok)[: cfg.trainer.kl_eval_prompts]  # validated; prompts that fit the context
     torch.manual_seed(cfg.seed + 12345)
     total, tokens = 0.0, 0.0
     for lo in range(0, len(rows), 128):

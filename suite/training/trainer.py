@@ -31,10 +31,10 @@ import torch
 
 from suite.training import opd_math
 from suite.config import SuiteConfig
-from suite.data import train_rows
 from suite.results import append_row, read_rows, write_jsonl_atomic
 from suite.training.rollout import RolloutBatch, decode_responses, response_logprobs, sample_rollouts, token_logprobs
 from suite.scoring import score
+from suite.training.fit import trainable_rows
 from suite.training.teacher import HFTeacher, SGLangTeacher, TeacherBackend
 
 STATE_FILE = "trainer_state.pt"
@@ -76,7 +76,7 @@ class OPDTrainer:
         self.student.to(self.t.device)
         self.tok = AutoTokenizer.from_pretrained(source)
         self.teacher = self.teacher or make_teacher(self.cfg)
-        self.rows = train_rows(self.cfg.task.name, self.cfg.task.source)
+        self.rows = trainable_rows(self.cfg, self.tok, self.run_dir)  # validated, prompts fit the context
         self.rng = random.Random(self.cfg.seed)
         self.opt = torch.optim.AdamW(self.student.parameters(), lr=self.t.lr, betas=(0.9, 0.98),
                                      weight_decay=self.t.weight_decay)
