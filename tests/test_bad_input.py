@@ -94,6 +94,32 @@ def test_label_is_scorable_exact_cases():
     assert not label_is_scorable("\\frac{1}{2", "latex")  # unbalanced: math-verify cannot parse it
 
 
+@pytest.mark.integration
+def test_unscorable_eval_label_stops_evaluation_naming_file_and_line(home):
+    damage(home / "data/toy_arith/eval.jsonl", 7, with_label("abc"))
+    proc = run_cli(home, "suite.evaluate", "model=teacher", "task.limit=20")
+    assert proc.returncode != 0
+    assert "data/toy_arith/eval.jsonl:7: label 'abc'" in proc.stderr and "task.on_bad_rows=skip" in proc.stderr
+    assert not (home / "results/evals.jsonl").exists(), "nothing may be scored on a file with a bad label"
+
+
+@pytest.mark.integration
+def test_skip_leaves_bad_rows_out_and_counts_them_in_the_row(tmp_path, toy_copy):
+    from suite.evaluation.harness import evaluate
+
+    eval_file, _ = toy_copy
+    bad_id = eval_rows("toy_arith", "local")[2]["id"]
+    damage(eval_file, 3, with_label("abc"))
+    damage(eval_file, 5, lambda row: {k: v for k, v in row.items() if k != "label"})
+    data.all_rows.cache_clear()
+    row = evaluate(cfg_of(f"results_dir={tmp_path}", "model=teacher", "task.limit=20", "task.on_bad_rows=skip",
+                          config_name="evaluate"), command="pytest")
+    assert row["n"] == 20 and row["skipped_rows"] == 2 and row["on_bad_rows"] == "skip"
+    assert [e.split(":")[1] for e in row["skipped_examples"]] == ["3", "5"]
+    samples = [json.loads(x) for x in (tmp_path / row["samples_file"]).read_text().splitlines()]
+    assert bad_id not in {s["id"] for s in samples} and all(label_is_scorable(s["label"], "integer") for s in samples)
+
+
 def test_training_on_unscorable_labels_is_refused_before_any_step(tmp_path, toy_copy):
     from suite.training.trainer import OPDTrainer
 
@@ -174,6 +200,15 @@ def test_fewer_usable_training_rows_than_a_rollout_batch_is_refused(toy_copy):
         trainable_rows(cfg_of(*TINY_TRAIN), tok)
 
 
+@pytest.mark.integration
+def test_non_json_eval_line_is_one_short_message_not_an_arrow_traceback(home):
+    damage(home / "data/toy_arith/eval.jsonl", 5, lambda row: "{this is not json")
+    proc = run_cli(home, "suite.evaluate", "task.limit=10", timeout=300)
+    assert proc.returncode != 0 and "data/toy_arith/eval.jsonl:5: not JSON" in proc.stderr
+    assert "pyarrow" not in proc.stderr and "DatasetGenerationError" not in proc.stderr
+    assert len(proc.stderr.splitlines()) < 30, proc.stderr
+
+
 def test_missing_field_is_reported_as_missing_with_a_1_based_line(toy_copy):
     eval_file, _ = toy_copy
     damage(eval_file, 1, lambda row: {k: v for k, v in row.items() if k != "label"})
@@ -206,6 +241,30 @@ def test_over_long_training_prompt_is_refused_before_any_allocation(tmp_path, to
     report = read_data_report(tmp_path / "skip")
     assert report["skipped_rows"] == 1 and report["skipped"][0]["where"].endswith("train.jsonl:4")
     assert report["train_rows"] == len(rows) == len(train_rows("toy_arith", "local")) - 1
+
+
+@pytest.mark.integration
+def test_over_long_eval_prompt_is_truncated_and_counted_in_the_row(tmp_path, toy_copy):
+    from suite.evaluation.harness import evaluate
+
+    eval_file, _ = toy_copy
+    damage(eval_file, 2, long_prompt)
+    row = evaluate(cfg_of(f"results_dir={tmp_path}", "task.limit=4", config_name="evaluate"), command="pytest")
+    assert row["n"] == 4 and row["truncated_prompts"] == 1
+    budget = row["generation_budget"]
+    assert budget["context_length"] == 512 and budget["longest_prompt"] > 100_000 and not budget["clamped"]
+
+
+@pytest.mark.integration
+def test_readme_gsm8k_smoke_run_clamps_generation_to_the_context_and_records_it(tmp_path):
+    from suite.evaluation.harness import evaluate
+
+    row = evaluate(cfg_of(f"results_dir={tmp_path}", "task=gsm8k", "task.limit=3", config_name="evaluate"),
+                   command="pytest")
+    budget = row["generation_budget"]
+    assert row["n"] == 3 and budget["max_gen_toks_requested"] == 2048 and budget["clamped"]
+    assert budget["longest_prompt"] + budget["max_gen_toks"] <= budget["context_length"] == 512
+    assert row["sampling"]["max_gen_toks"] == budget["max_gen_toks"] and row["truncated_prompts"] == 0
 
 
 # ------------------------------------------------------------- item 5: a torn line never blocks work
