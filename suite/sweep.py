@@ -18,7 +18,6 @@ import dataclasses
 import os
 import shlex
 import sys
-import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +34,7 @@ from suite.serving.server import SGLangServer
 from suite.training.compat import check_teacher_student
 from suite.training.fit import read_data_report
 from suite.training.heldout import heldout_reverse_kl
+from suite.training.run_clock import RunClock
 from suite.training.trainer import OPDTrainer, make_teacher, read_metrics
 
 
@@ -50,7 +50,11 @@ def run_name(cfg: SuiteConfig) -> str:
 
 def run_job(cfg: SuiteConfig, command: str) -> dict:
     """One sweep point end to end; returns the run row it appended."""
-    start = time.time()
+    with RunClock(Path(cfg.runs_dir) / run_name(cfg)) as clock:  # time summed over resumed invocations
+        return _run_job(cfg, command, clock)
+
+
+def _run_job(cfg: SuiteConfig, command: str, clock: RunClock) -> dict:
     for model in (cfg.student, cfg.teacher):
         ensure_local_model(model)
     check_teacher_student(cfg)  # before any eval row: a mismatched pair stops here, not inside the KL
@@ -63,9 +67,8 @@ def run_job(cfg: SuiteConfig, command: str) -> dict:
             url = stack.enter_context(SGLangServer(cfg.teacher, cfg.serve))
         teacher = make_teacher(cfg, url)
         kl_before = heldout_reverse_kl(cfg, cfg.student.path, teacher)
-        train_start = time.time()
-        checkpoint = OPDTrainer(cfg, run_dir, teacher=teacher).train()
-        train_seconds = time.time() - train_start
+        with clock.training():
+            checkpoint = OPDTrainer(cfg, run_dir, teacher=teacher).train()
         kl_after = heldout_reverse_kl(cfg, checkpoint, teacher)
     after = cached_eval(cfg, str(checkpoint), command)
     results_dir = Path(cfg.results_dir)
@@ -82,7 +85,7 @@ def run_job(cfg: SuiteConfig, command: str) -> dict:
                                                                                         before["n"])},
         "train_reward": {"first": metrics[0]["reward"], "last": metrics[-1]["reward"]} if metrics else None,
         "data": read_data_report(run_dir),  # training rows used and left out (suite/training/fit.py)
-        "train_seconds": round(train_seconds, 1), "wall_seconds": round(time.time() - start, 1), "command": command,
+        **clock.totals(), "command": command,  # wall/train seconds summed over resumed invocations
         "invocation": os.environ.get(INVOCATION_ENV, command),
     }
     curves = results_dir / CURVES_DIR / f"{run_dir.name}.jsonl"

@@ -293,6 +293,32 @@ def test_torn_metrics_line_does_not_stop_resume(tmp_path):
 
 
 # ----------------------------------------------------------------------- item 6: the smaller faults
+class _Payload:
+    """What a copied run directory could carry: unpickling it runs a shell command."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_trainer_state_is_loaded_weights_only_and_a_code_carrying_pickle_is_refused(tmp_path):
+    from suite.training.trainer import STATE_FILE, OPDTrainer, list_checkpoints
+
+    OPDTrainer(cfg_of(*TINY_TRAIN), tmp_path / "run").train()
+    state_file = list_checkpoints(tmp_path / "run")[-1] / STATE_FILE
+    state = torch.load(state_file, weights_only=True)  # what the suite saves loads the safe way
+    assert state["step"] == 1 and isinstance(state["python_rng"], tuple)
+    marker = tmp_path / "code-ran"
+    torch.save({**state, "extra": _Payload(marker)}, state_file)
+    with pytest.raises(pickle.UnpicklingError, match="system"):
+        OPDTrainer(cfg_of(*TINY_TRAIN, "trainer.num_rollout=2"), tmp_path / "run").train()
+    assert not marker.exists(), "resuming must not run code from trainer_state.pt"
+    torch.load(state_file, weights_only=False)  # the payload is real: the unsafe load runs it
+    assert marker.exists()
+
+
 @pytest.fixture(scope="module")
 def other_tokenizer_teacher(tmp_path_factory):
     """The toy teacher with one more special token, resized embeddings and a renamed assistant role."""
@@ -329,3 +355,43 @@ def test_grid_with_a_mismatched_pair_is_refused_before_job_0(home, other_tokeniz
                    *TINY_TRAIN, timeout=120)
     assert proc.returncode == 1 and "cannot teach student toy-student" in proc.stderr
     assert not (home / "results").exists() and not (home / "outputs").exists()
+
+
+def test_missing_sglang_environment_names_the_setup_script(tmp_path):
+    from suite.config import ModelConfig, ServeConfig
+    from suite.serving.server import ServerError, SGLangServer
+
+    missing = ServeConfig(python=str(tmp_path / "no-venv/bin/python"), log_dir=str(tmp_path))
+    with pytest.raises(ServerError, match=r"does not exist\. Fix: `bash scripts/setup_sglang_cpu\.sh`.*serve\.python="):
+        SGLangServer(ModelConfig(path=str(TOY_MODELS_DIR / "teacher")), missing).start()
+    without = ServeConfig(python=sys.executable, log_dir=str(tmp_path))  # the suite's venv has no sglang
+    with pytest.raises(ServerError, match=r"has no sglang package.*setup_sglang_cpu\.sh"):
+        SGLangServer(ModelConfig(path=str(TOY_MODELS_DIR / "teacher")), without).start()
+
+
+_CLOCKED_CHILD = """
+import sys, time
+from suite.training.run_clock import RunClock
+with RunClock(sys.argv[1], beat_s=0.1) as clock:
+    with clock.training():
+        print("training", flush=True)
+        time.sleep(600)
+"""
+
+
+def test_time_is_summed_over_an_invocation_killed_with_sigkill(tmp_path):
+    from suite.training.run_clock import RunClock
+
+    child = subprocess.Popen([sys.executable, "-c", _CLOCKED_CHILD, str(tmp_path / "run")], cwd=REPO_ROOT,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "training"
+    time.sleep(1.5)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    with RunClock(tmp_path / "run") as clock:
+        with clock.training():
+            time.sleep(0.5)
+        totals = clock.totals()
+    assert totals["invocations"] == 2
+    assert totals["train_seconds"] >= 1.5 + 0.5 - 0.2  # the killed one counts up to its last beat (0.1 s)
+    assert totals["wall_seconds"] >= totals["train_seconds"]

@@ -82,7 +82,7 @@ class OPDTrainer:
                                      weight_decay=self.t.weight_decay)
         done = 0
         if ckpts:
-            state = torch.load(ckpts[-1] / STATE_FILE, weights_only=False)
+            state = torch.load(ckpts[-1] / STATE_FILE, weights_only=True)  # tensors and plain types only: no code
             self.opt.load_state_dict(state["optimizer"])
             self.rng.setstate(state["python_rng"])
             torch.set_rng_state(state["torch_rng"])
