@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
@@ -33,11 +34,23 @@ def _check(ok: bool, key: str, value: Any, fix: str) -> None:
         raise ConfigError(f"bad config value {key}={value!r}: {fix}")
 
 
+def _finite(x: float) -> bool:
+    """False for nan and +-inf, which pass (or fail) range checks by accident; Hydra parses both."""
+    return math.isfinite(x)
+
+
+ON_BAD_ROWS = ("error", "skip")
+
+
 @dataclass
 class TaskConfig:
     name: str = "toy_arith"  # an lm-eval task in tasks/
     source: str = "auto"  # auto | hub | local: where rows are read from
     limit: Optional[int] = None  # score only the first N eval rows (smoke runs; rows record it)
+    # A data row the suite cannot use (not JSON, a field missing or empty, a label the scorer cannot
+    # parse, a prompt longer than the model's context): stop naming file and line (error), or leave it
+    # out and count it in the results row (skip).
+    on_bad_rows: str = "error"
 
     def __post_init__(self) -> None:
         from suite.data import TASKS
@@ -45,6 +58,8 @@ class TaskConfig:
         _check(self.name in TASKS, "task.name", self.name, f"choose one of {', '.join(TASKS)}")
         _check(self.source in ("auto", "hub", "local"), "task.source", self.source, "use auto, hub or local")
         _check(self.limit is None or self.limit > 0, "task.limit", self.limit, "use null or a positive integer")
+        _check(self.on_bad_rows in ON_BAD_ROWS, "task.on_bad_rows", self.on_bad_rows,
+               "use error (stop at the first bad row, naming file and line) or skip (leave bad rows out, counted)")
 
 
 @dataclass
@@ -65,11 +80,15 @@ class ModelConfig:
     random_init: bool = False
 
     def __post_init__(self) -> None:
+        _check(self.name.strip() != "", "<model>.name", self.name, "name the model (it labels results rows)")
+        _check(self.path.strip() != "", "<model>.path", self.path, "use a local HF checkpoint directory or a hub id")
         _check(self.dtype in ("float32", "bfloat16", "float16"), "<model>.dtype", self.dtype,
                "use float32 (CPU), bfloat16 or float16")
         _check(self.tp_size >= 1, "<model>.tp_size", self.tp_size, "use a positive integer")
         _check(0 < self.mem_fraction_static <= 1, "<model>.mem_fraction_static", self.mem_fraction_static,
                "use a fraction in (0, 1]")
+        _check(self.context_length is None or self.context_length >= 2, "<model>.context_length",
+               self.context_length, "use null (the checkpoint's own limit) or a positive number of tokens")
 
 
 @dataclass
@@ -112,9 +131,17 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         _check(self.device in ("auto", "cpu", "cuda"), "serve.device", self.device, "use auto, cpu or cuda")
-        for key in ("port", "max_total_tokens", "max_running_requests", "concurrency"):
+        for key in ("max_total_tokens", "max_running_requests", "concurrency"):
             _check(getattr(self, key) >= 1, f"serve.{key}", getattr(self, key), "use a positive integer")
-        _check(self.retries >= 0 and self.backoff_s >= 0, "serve.retries", self.retries, "use non-negative values")
+        _check(1 <= self.port <= 65535, "serve.port", self.port, "use a TCP port in 1..65535")
+        for key in ("startup_timeout_s", "request_timeout_s"):
+            value = getattr(self, key)
+            _check(_finite(value) and value > 0, f"serve.{key}", value, "use a positive number of seconds")
+        _check(self.retries >= 0, "serve.retries", self.retries, "use 0 (no retry) or a positive integer")
+        _check(_finite(self.backoff_s) and self.backoff_s >= 0, "serve.backoff_s", self.backoff_s,
+               "use 0 or a positive number of seconds")
+        _check(self.python.strip() != "", "serve.python", self.python,
+               "use the interpreter that has sglang (`bash scripts/setup_sglang_cpu.sh` builds .venv-sglang)")
         _check(self.logprob_temperature == 1.0, "serve.logprob_temperature", self.logprob_temperature,
                "SGLang does not temperature-scale input log-probs (slime PR 2319); the teacher is scored at 1.0")
 
@@ -131,7 +158,8 @@ class EvalConfig:
     samples_per_problem: int = 1  # k > 1: avg@k and pass@k (needs temperature > 0)
 
     def __post_init__(self) -> None:
-        _check(self.temperature >= 0, "eval.temperature", self.temperature, "use 0 (greedy) or a positive number")
+        _check(_finite(self.temperature) and self.temperature >= 0, "eval.temperature", self.temperature,
+               "use 0 (greedy) or a positive number")
         _check(0 < self.top_p <= 1, "eval.top_p", self.top_p, "use a value in (0, 1]")
         _check(self.top_k >= 0, "eval.top_k", self.top_k, "use 0 (off) or a positive integer")
         _check(self.max_gen_toks is None or self.max_gen_toks > 0, "eval.max_gen_toks", self.max_gen_toks,
@@ -224,9 +252,19 @@ class TrainerConfig:
         for key in ("num_rollout", "rollout_batch_size", "n_samples_per_prompt", "rollout_max_response_len",
                     "global_batch_size", "save_interval", "opd_topk", "lm_head_chunk"):
             _check(getattr(self, key) >= 1, f"trainer.{key}", getattr(self, key), "use a positive integer")
-        _check(self.rollout_temperature > 0, "trainer.rollout_temperature", self.rollout_temperature,
+        _check(_finite(self.rollout_temperature) and self.rollout_temperature > 0, "trainer.rollout_temperature",
+               self.rollout_temperature,
                "on-policy sampling needs a positive temperature (1.0 samples the true policy)")
-        _check(self.lr > 0, "trainer.lr", self.lr, "use a positive learning rate")
+        _check(_finite(self.lr) and self.lr > 0, "trainer.lr", self.lr, "use a positive learning rate")
+        _check(_finite(self.clip_low) and 0 <= self.clip_low < 1, "trainer.clip_low", self.clip_low,
+               "use a value in [0, 1) (slime: 0.2); the ratio is clipped below at 1 - clip_low")
+        _check(_finite(self.clip_high) and self.clip_high >= 0, "trainer.clip_high", self.clip_high,
+               "use a non-negative value (slime: 0.28); the ratio is clipped above at 1 + clip_high")
+        _check(_finite(self.max_grad_norm) and self.max_grad_norm > 0, "trainer.max_grad_norm", self.max_grad_norm,
+               "use a positive norm (1.0 is the usual value)")
+        _check(_finite(self.weight_decay) and self.weight_decay >= 0, "trainer.weight_decay", self.weight_decay,
+               "use 0 or a positive value")
+        _check(self.kl_eval_prompts >= 1, "trainer.kl_eval_prompts", self.kl_eval_prompts, "use a positive integer")
         _check(self.opd_estimator in ("sampled", "full", "topk"), "trainer.opd_estimator", self.opd_estimator,
                "use sampled, full or topk")
         _check(self.advantage_mode in ("group_norm", "group_mean", "raw"), "trainer.advantage_mode",
@@ -274,7 +312,15 @@ class SuiteConfig:
 
     def __post_init__(self) -> None:
         _check(self.model.strip() != "", "model", self.model, "use teacher, student or a checkpoint directory")
-        _check(self.opd_kl_coef >= 0, "opd_kl_coef", self.opd_kl_coef, "use a non-negative coefficient")
+        _check(_finite(self.opd_kl_coef) and self.opd_kl_coef >= 0, "opd_kl_coef", self.opd_kl_coef,
+               "use a non-negative coefficient (0 turns the teacher's KL term off)")
+        # 0 is meaningful: pure distillation, the teacher's KL term alone (on-policy distillation without a
+        # task reward). A negative scale rewards wrong answers, so it is refused.
+        _check(_finite(self.reward_scale) and self.reward_scale >= 0, "reward_scale", self.reward_scale,
+               "use a non-negative scale (1 is the tutorial's; 0 trains on the teacher's KL term alone)")
+        _check(self.opd_kl_coef > 0 or self.reward_scale > 0, "reward_scale", self.reward_scale,
+               "reward_scale=0 and opd_kl_coef=0 leave nothing to learn from; make one of them positive")
+        _check(0 <= self.seed < 2**32, "seed", self.seed, "use an integer in [0, 2**32) (numpy's seed range)")
 
 
 def compose_config(config_name: str, overrides: list[str]) -> SuiteConfig:

@@ -3,6 +3,10 @@
 Each row is written with one ``write`` on an ``O_APPEND`` descriptor under an exclusive lock and
 fsynced, so concurrent sweep jobs interleave whole lines and a crash loses at most the row being
 written, never one already there. Per-sample files are written to a temp name and renamed.
+
+A torn last line (a writer killed mid-row) is moved to ``<file>.partial`` by whichever comes first,
+the next append or the next read, so it never blocks work; a bad line elsewhere is an error naming
+the file and line.
 """
 
 from __future__ import annotations
@@ -62,12 +66,29 @@ def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+def _read_setting_aside_torn_tail(path: Path) -> str:
+    """The file's complete lines. Under the writers' lock, so a line without its newline is a dead
+    writer's torn row (a live one holds the lock until its line is whole): it is moved to ``.partial``."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except PermissionError:  # a read-only copy of results: leave the file alone, read only whole lines
+        data = path.read_bytes()
+        return data[: data.rfind(b"\n") + 1].decode()
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _set_aside_torn_tail(fd, path)
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode()
+    finally:
+        os.close(fd)
+
+
 def read_rows(path: Path, required: tuple[str, ...] = EVAL_ROW_KEYS) -> list[dict]:
-    """Read and validate rows; a bad line raises naming the file and line number."""
+    """Read and validate rows; a torn last line is set aside (see above); any other bad line raises
+    naming the file and line number."""
     if not path.exists():
         return []
     rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(_read_setting_aside_torn_tail(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:

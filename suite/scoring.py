@@ -148,3 +148,24 @@ def score(response: str, label: str | int) -> Score:
     if is_integer_label(str(label)):
         return score_integer(response, label)
     return score_latex(response, str(label))
+
+
+def label_is_scorable(label: str | int, kind: str = "auto") -> bool:
+    """Whether :func:`score` can ever count a response correct against gold ``label``.
+
+    ``kind`` is how the task compares answers: ``integer`` (the label must be an integer; ``336^\\circ``
+    counts, since the LaTeX path compares it as 336), ``latex`` or ``auto`` (an integer, or LaTeX that
+    math-verify parses). An unscorable label would silently score every response against it 0.
+    """
+    text = str(label).strip()
+    if not text:
+        return False
+    if is_integer_label(text) or parse_integer(_normalize_latex(text)) is not None:
+        return True  # every kind compares integers
+    if kind == "integer":
+        return False
+    try:
+        from math_verify import parse
+    except ImportError:  # math-verify missing: scoring falls back to string equality, which any text allows
+        return True
+    return len(parse(f"${text}$", parsing_timeout=None)) == 2  # [expression, text]; [text] alone = not parsed

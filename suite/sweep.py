@@ -14,11 +14,10 @@ row to ``results/runs.jsonl`` and rewrite ``results/leaderboard.md`` / ``.csv``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shlex
-import shutil
 import sys
-import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,13 +28,16 @@ from omegaconf import DictConfig
 from suite.config import SuiteConfig, config_hash, load_config
 from suite.evaluation.harness import cached_eval, display_path, ensure_local_model
 from suite.reporting.leaderboard import RUNS_FILE, paired_delta, write_leaderboard
-from suite.results import SCHEMA_VERSION, append_row, locked
+from suite.results import SCHEMA_VERSION, append_row, locked, write_jsonl_atomic
 from suite.reporting.plots import CURVES_DIR
 from suite.serving.server import SGLangServer
 from suite.slime.mapping import trainer_record
 from suite.train import launch_distributed
+from suite.training.compat import check_teacher_student
+from suite.training.fit import read_data_report
 from suite.training.heldout import heldout_reverse_kl
-from suite.training.trainer import METRICS_FILE, OPDTrainer, make_teacher, read_metrics
+from suite.training.run_clock import RunClock
+from suite.training.trainer import OPDTrainer, make_teacher, read_metrics
 
 
 INVOCATION_ENV = "OPD_SUITE_INVOCATION"
@@ -54,9 +56,14 @@ def run_job(cfg: SuiteConfig, command: str) -> dict | None:
         from suite.slime.runner import run_slime_job
 
         return run_slime_job(cfg, command, run_name, record_run)
-    start = time.time()
+    with RunClock(Path(cfg.runs_dir) / run_name(cfg)) as clock:  # time summed over resumed invocations
+        return _run_job(cfg, command, clock)
+
+
+def _run_job(cfg: SuiteConfig, command: str, clock: RunClock) -> dict:
     for model in (cfg.student, cfg.teacher):
         ensure_local_model(model)
+    check_teacher_student(cfg)  # before any eval row: a mismatched pair stops here, not inside the KL
     before = cached_eval(cfg, "student", command)
     teacher_row = cached_eval(cfg, "teacher", command)
     run_dir = Path(cfg.runs_dir) / run_name(cfg)
@@ -66,23 +73,23 @@ def run_job(cfg: SuiteConfig, command: str) -> dict | None:
             url = stack.enter_context(SGLangServer(cfg.teacher, cfg.serve))
         teacher = make_teacher(cfg, url)
         kl_before = heldout_reverse_kl(cfg, cfg.student.path, teacher)
-        train_start = time.time()
-        if cfg.trainer.distributed == "fsdp":  # the trainer's ranks hold their own teachers (or share the server)
-            checkpoint = launch_distributed(dataclasses.replace(cfg, serve=dataclasses.replace(cfg.serve, url=url)) if url
-                                            else cfg, run_dir)
-        else:
-            checkpoint = OPDTrainer(cfg, run_dir, teacher=teacher).train()
-        train_seconds = time.time() - train_start
+        with clock.training():
+            if cfg.trainer.distributed == "fsdp":  # the ranks hold their own teachers (or share the server)
+                served = dataclasses.replace(cfg, serve=dataclasses.replace(cfg.serve, url=url)) if url else cfg
+                checkpoint = launch_distributed(served, run_dir)
+            else:
+                checkpoint = OPDTrainer(cfg, run_dir, teacher=teacher).train()
         kl_after = heldout_reverse_kl(cfg, checkpoint, teacher)
     after = cached_eval(cfg, str(checkpoint), command)
-    return record_run(cfg, run_dir, checkpoint, (before, after, teacher_row), (kl_before, kl_after), train_seconds,
-                      start, command)
+    return record_run(cfg, run_dir, checkpoint, (before, after, teacher_row), (kl_before, kl_after), clock.totals(),
+                      command)
 
 
 def record_run(cfg: SuiteConfig, run_dir: Path, checkpoint: Path, evals: tuple[dict, dict, dict],
-               kl: tuple[float, float], train_seconds: float | None, start: float, command: str) -> dict:
+               kl: tuple[float, float], times: dict, command: str) -> dict:
     """Append the run row (paired statistics of ``evals`` = baseline, trained, teacher) and rewrite the
-    leaderboard; shared by the local trainer and slime (suite/slime/runner.py)."""
+    leaderboard; shared by the local trainer and slime (suite/slime/runner.py). ``times``: wall and
+    train seconds summed over the run's invocations (train_seconds None when unknown) and their count."""
     (before, after, teacher_row), (kl_before, kl_after) = evals, kl
     results_dir = Path(cfg.results_dir)
     metrics = read_metrics(run_dir)
@@ -97,14 +104,13 @@ def record_run(cfg: SuiteConfig, run_dir: Path, checkpoint: Path, evals: tuple[d
         "heldout_reverse_kl": {"before": kl_before, "after": kl_after, "prompts": min(cfg.trainer.kl_eval_prompts,
                                                                                         before["n"])},
         "train_reward": {"first": metrics[0]["reward"], "last": metrics[-1]["reward"]} if metrics else None,
-        "train_seconds": None if train_seconds is None else round(train_seconds, 1),
-        "wall_seconds": round(time.time() - start, 1), "command": command,
-        "invocation": os.environ.get(INVOCATION_ENV, command),
+        "data": read_data_report(run_dir),  # training rows used and left out (suite/training/fit.py)
+        **times, "command": command, "invocation": os.environ.get(INVOCATION_ENV, command),
     }
-    if (run_dir / METRICS_FILE).exists():  # slime logs its own metrics; the local trainer writes this file
+    if metrics:  # slime logs its own metrics; the local trainer writes metrics.jsonl
         curves = results_dir / CURVES_DIR / f"{run_dir.name}.jsonl"
         curves.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run_dir / METRICS_FILE, curves)  # results/ alone can redraw the training curves
+        write_jsonl_atomic(curves, metrics)  # results/ alone can redraw the training curves (never a torn copy)
     with locked(results_dir / ".leaderboard.lock"):
         append_row(results_dir / RUNS_FILE, row)
         write_leaderboard(results_dir)

@@ -80,7 +80,7 @@ def test_slime_run_lands_in_the_results_like_a_local_run(tmp_path, teacher_url):
     local_columns = {"schema", "row_id", "kind", "run_name", "run_dir", "checkpoint", "task", "task_version", "teacher",
                      "student", "opd_kl_coef", "reward_scale", "trainer", "seed", "config_hash", "baseline_row",
                      "final_row", "teacher_row", "paired_delta", "heldout_reverse_kl", "train_reward", "train_seconds",
-                     "wall_seconds", "command", "invocation"}
+                     "wall_seconds", "invocations", "data", "command", "invocation"}
     assert set(row) == local_columns
     by_id = {e["row_id"]: e for e in evals}
     assert row["run_name"] == run_dir.name and row["checkpoint"] == "step_000004"

@@ -86,7 +86,7 @@ def test_bad_row_names_file_row_and_fix(tmp_path, monkeypatch):
     bad.write_text('{"question": "What is 1+1?", "answer": "#### 2"}\n{"question": "no answer field"}\n')
     monkeypatch.setitem(data.SOURCES, "gsm8k", dataclasses.replace(data.SOURCES["gsm8k"], local_file=bad))
     data.all_rows.cache_clear()
-    with pytest.raises(DataError, match=r"gsm8k row 1 of gsm8k-test\.jsonl: needs fields 'question' and 'answer'"):
+    with pytest.raises(DataError, match=r"gsm8k-test\.jsonl:2: field 'answer' is missing or null.*task\.on_bad_rows=skip"):
         eval_rows("gsm8k", "local")
     data.all_rows.cache_clear()
 

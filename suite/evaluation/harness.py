@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from suite.config import ModelConfig, SuiteConfig, config_hash
+from suite.data import eval_rows, skipped_rows
+from suite.evaluation.context_budget import describe_budget, generation_budget
 from suite.paths import REPO_ROOT, TASKS_DIR, TOY_MODELS_DIR
 from suite.results import SCHEMA_VERSION, append_row, locked, read_rows, write_jsonl_atomic
 from suite.scoring import score
@@ -79,13 +81,17 @@ def ensure_local_model(model: ModelConfig) -> None:
         ensure_toy_world()
 
 
-def run_lm_eval(cfg: SuiteConfig, model: ModelConfig) -> dict:
-    """lm-eval on ``model``: in-process (``hf``) or through an SGLang server serving it (``sglang-generate``)."""
+def run_lm_eval(cfg: SuiteConfig, model: ModelConfig, budget: dict | None = None) -> dict:
+    """lm-eval on ``model``: in-process (``hf``) or through an SGLang server serving it (``sglang-generate``);
+    ``budget`` (:func:`generation_budget`) sets the context and a clamped ``max_gen_toks``."""
+    budget = budget or {}
     if cfg.backend.lm_eval_model != "sglang-generate":
         model_args = {"pretrained": model.path, "dtype": model.dtype, "enable_thinking": model.enable_thinking}
+        if budget.get("context_length"):
+            model_args["max_length"] = budget["context_length"]
         if model.enable_thinking:
             model_args["think_end_token"] = cfg.eval.think_end_token
-        return _simple_evaluate(cfg, model_args)
+        return _simple_evaluate(cfg, model_args, budget)
     from suite.serving.server import SGLangServer
 
     if not model.enable_thinking:
@@ -93,15 +99,16 @@ def run_lm_eval(cfg: SuiteConfig, model: ModelConfig) -> dict:
                          "on); use backend=hf for enable_thinking=false")
     with SGLangServer(model, cfg.serve) as url:  # the server serves the model under evaluation
         model_args = {"base_url": f"{url}/generate", "tokenizer": model.path, "num_concurrent": cfg.serve.concurrency,
-                      "max_length": model.context_length or 2048}
-        return _simple_evaluate(cfg, model_args)
+                      "max_length": budget.get("context_length") or model.context_length or 2048}
+        return _simple_evaluate(cfg, model_args, budget)
 
 
-def _simple_evaluate(cfg: SuiteConfig, model_args: dict) -> dict:
+def _simple_evaluate(cfg: SuiteConfig, model_args: dict, budget: dict) -> dict:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    manager = TaskManager(include_path=str(TASKS_DIR), metadata={"source": cfg.task.source})
+    manager = TaskManager(include_path=str(TASKS_DIR), metadata={"source": cfg.task.source,
+                                                                 "on_bad_rows": cfg.task.on_bad_rows})
     task: object = cfg.task.name
     if cfg.eval.samples_per_problem > 1:  # lm-eval's `repeats`: k generations per problem
         from lm_eval.tasks import get_task_dict
@@ -116,7 +123,8 @@ def _simple_evaluate(cfg: SuiteConfig, model_args: dict) -> dict:
         batch_size=cfg.backend.batch_size,
         device=cfg.backend.device,
         apply_chat_template=True,
-        gen_kwargs=cfg.eval.gen_kwargs(),
+        gen_kwargs={**cfg.eval.gen_kwargs(), **({"max_gen_toks": budget["max_gen_toks"]} if budget.get("clamped")
+                                                 else {})},  # a clamp (context_budget.py) overrides the task's
         log_samples=True,
         limit=cfg.task.limit,
         random_seed=cfg.seed,
@@ -169,8 +177,12 @@ def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
     """Score ``cfg.model`` on ``cfg.task`` through lm-eval; returns the results row it appended."""
     role, model = resolve_model(cfg)
     ensure_local_model(model)
+    rows = eval_rows(cfg.task.name, cfg.task.source, cfg.task.on_bad_rows)[: cfg.task.limit]  # bad data stops here
+    budget = generation_budget(cfg, model, rows)
+    if describe_budget(budget):
+        print(f"{cfg.task.name} | {model.name}: {describe_budget(budget)}")
     start = time.time()
-    out = run_lm_eval(cfg, model)
+    out = run_lm_eval(cfg, model, budget)
     wall = time.time() - start
     task = cfg.task.name
     samples = _sample_rows(out["samples"][task])
@@ -185,12 +197,13 @@ def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
         "schema": SCHEMA_VERSION, "row_id": row_id, "kind": "eval",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "task": task, "task_version": task_cfg.get("metadata", {}).get("version"), "source": cfg.task.source,
-        "limit": cfg.task.limit, **summary,
+        "limit": cfg.task.limit, **summary, **_data_checks(cfg, budget),
         "model": {"role": role, "name": model.name, "path": display_path(model.path)},
         "weights_sha256": weights, "eval_key": eval_key(cfg, model, weights),
         "backend": asdict(cfg.backend),
         "sampling": {**task_cfg.get("generation_kwargs", {}), **cfg.eval.gen_kwargs(),
-                     "enable_thinking": model.enable_thinking, "apply_chat_template": True},
+                     "max_gen_toks": budget["max_gen_toks"], "enable_thinking": model.enable_thinking,
+                     "apply_chat_template": True},
         "seed": cfg.seed, "config_hash": config_hash(cfg),
         "command": command or "python -m suite.evaluate " + shlex.join(sys.argv[1:]),
         "samples_file": os.path.relpath(samples_file, results_dir), "wall_seconds": round(wall, 1),
@@ -201,6 +214,14 @@ def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
     print(f"{task} v{row['task_version']} | {model.name} | n={row['n']} acc={row['accuracy']:.3f} "
           f"[{lo:.3f}, {hi:.3f}] format-fail={row['format_failure_rate']:.3f} | {wall:.0f}s -> {results_dir / EVALS_FILE}")
     return row
+
+
+def _data_checks(cfg: SuiteConfig, budget: dict) -> dict:
+    """Row fields: rows left out (``task.on_bad_rows=skip``), prompts lm-eval truncated, the generation budget."""
+    skipped = skipped_rows(cfg.task.name, cfg.task.source) if cfg.task.on_bad_rows == "skip" else ()
+    return {"on_bad_rows": cfg.task.on_bad_rows, "skipped_rows": len(skipped),
+            "skipped_examples": [f"{b.where}: {b.reason}" for b in skipped[:5]],
+            "truncated_prompts": budget["truncated_prompts"], "generation_budget": budget}
 
 
 def display_path(path: str) -> str:

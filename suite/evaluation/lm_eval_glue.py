@@ -12,13 +12,14 @@ def loader(task: str) -> Callable[..., dict]:
     """An lm-eval ``custom_dataset`` for ``task``: a ``{"test": Dataset}`` of its eval rows.
 
     lm-eval calls it with the task's metadata (and model args) as keywords; ``source`` picks
-    ``auto`` (hub when reachable, else local), ``hub`` or ``local``.
+    ``auto`` (hub when reachable, else local), ``hub`` or ``local``; ``on_bad_rows`` is
+    ``task.on_bad_rows`` (``error`` or ``skip``, see :mod:`suite.data`).
     """
 
-    def load(source: str = "auto", **_ignored) -> dict:
+    def load(source: str = "auto", on_bad_rows: str = "error", **_ignored) -> dict:
         import datasets
 
-        rows = eval_rows(task, source)
+        rows = eval_rows(task, source, on_bad_rows)
         return {"test": datasets.Dataset.from_list([{**r, "prompt_text": r["prompt"][0]["content"]} for r in rows])}
 
     return load

@@ -39,9 +39,29 @@ def _gpu_available() -> bool:
         return False
 
 
+def sglang_python(serve: ServeConfig) -> str:
+    """The interpreter that runs SGLang (``serve.python``, repo-relative unless absolute)."""
+    return serve.python if Path(serve.python).is_absolute() else str(REPO_ROOT / serve.python)
+
+
+def check_sglang_environment(serve: ServeConfig) -> None:
+    """Raise :class:`ServerError` with the fix when ``serve.python`` is missing or has no sglang."""
+    python = sglang_python(serve)
+    fix = ("Fix: `bash scripts/setup_sglang_cpu.sh` builds the CPU environment in .venv-sglang (about 2 minutes), "
+           "or set serve.python=/path/to/python of an environment with sglang (e.g. serve.python=$(which python) "
+           "on a GPU machine), or attach to a running server with serve.url=http://HOST:PORT")
+    if not Path(python).exists():
+        raise ServerError(f"no SGLang environment: serve.python={serve.python!r} ({python}) does not exist. {fix}")
+    has_sglang = "import importlib.util, sys; sys.exit(importlib.util.find_spec('sglang') is None)"
+    probe = subprocess.run([python, "-c", has_sglang], capture_output=True, timeout=60)
+    if probe.returncode != 0:
+        raise ServerError(f"serve.python={serve.python!r} ({python}) has no sglang package "
+                          f"(exit {probe.returncode}: {probe.stderr.decode(errors='replace')[-200:]!r}). {fix}")
+
+
 def launch_command(model: ModelConfig, serve: ServeConfig) -> list[str]:
     """The ``sglang.launch_server`` command line for ``model`` under ``serve``."""
-    python = serve.python if Path(serve.python).is_absolute() else str(REPO_ROOT / serve.python)
+    python = sglang_python(serve)
     cmd = [python, "-m", "sglang.launch_server", "--model-path", model.path, "--host", serve.host,
            "--port", str(serve.port), "--dtype", model.dtype, "--tp-size", str(model.tp_size)]
     if model.context_length:
@@ -76,6 +96,7 @@ class SGLangServer:
         if self.serve.url:  # attach: someone else runs it
             self.wait_healthy()
             return self.url
+        check_sglang_environment(self.serve)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "SGLANG_USE_CPU_ENGINE": "1" if "cpu" in self.command() else "0"}
         log = open(self.log_path, "ab")

@@ -174,4 +174,6 @@ def run_slime_job(cfg: SuiteConfig, command: str, run_name: Callable[[SuiteConfi
     for checkpoint, row in zip(checkpoints, rows):
         print(f"{checkpoint.name}: acc {row['accuracy']:.3f} (n={row['n']})", flush=True)
     kl = heldout_kl_before_after(cfg, checkpoints[-1])
-    return record_run(cfg, run_dir, checkpoints[-1], (before, rows[-1], teacher_row), kl, train_seconds, start, command)
+    times = {"wall_seconds": round(time.time() - start, 1),
+             "train_seconds": None if train_seconds is None else round(train_seconds, 1), "invocations": 1}
+    return record_run(cfg, run_dir, checkpoints[-1], (before, rows[-1], teacher_row), kl, times, command)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from suite.config import SuiteConfig
-from suite.data import eval_rows
+from suite.training.fit import heldout_rows
 from suite.training.policy import PolicyHead, Precision, dtype_of, load_causal_lm, rows
 from suite.training import fast_decode
 from suite.training.engine import make_engine
@@ -33,7 +33,7 @@ def heldout_reverse_kl(cfg: SuiteConfig, model_path: str | Path, teacher) -> flo
         fast_decode.fuse_projections(model)
     head, tok = PolicyHead(model, t.lm_head_chunk), AutoTokenizer.from_pretrained(model_path)
     engine = make_engine(t.rollout_engine, model, tok, precision.compute, device, share_weights=True)
-    prompts = eval_rows(cfg.task.name, cfg.task.source)[: t.kl_eval_prompts]
+    prompts = heldout_rows(cfg, tok)[: t.kl_eval_prompts]  # validated; prompts that fit the context
     torch.manual_seed(cfg.seed + 12345)
     total, tokens = 0.0, 0.0
     micro = t.micro_batch_size or PROMPTS_PER_BATCH

@@ -29,7 +29,6 @@ a run directory that already has checkpoints resumes from the last one and repro
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -39,12 +38,12 @@ from pathlib import Path
 import torch
 
 from suite.config import SuiteConfig
-from suite.data import train_rows
-from suite.results import write_jsonl_atomic
+from suite.results import append_row, read_rows, write_jsonl_atomic
 from suite.scoring import score
 from suite.training import fast_decode, opd_math
 from suite.training.distributed import DistContext, copy_weights, full_state_dict, full_tensor, shard
 from suite.training.engine import make_engine
+from suite.training.fit import trainable_rows
 from suite.training.policy import PolicyHead, Precision, dtype_of, load_causal_lm, rows, sequence_logprobs
 from suite.training.precision import MasterWeights
 from suite.training.rollout import RolloutBatch, decode_responses
@@ -109,7 +108,7 @@ class OPDTrainer:
         self.engine = make_engine(self.t.rollout_engine, model, self.tok, self.precision.compute, dev,
                                   share_weights=not self.dist.enabled)
         self.teacher = self.teacher or make_teacher(self.cfg, device=str(dev))
-        self.rows = train_rows(self.cfg.task.name, self.cfg.task.source)
+        self.rows = trainable_rows(self.cfg, self.tok, self.run_dir)  # validated, prompts fit the context
         self.rng = random.Random(self.cfg.seed)
         self.opt = torch.optim.AdamW(self.trained_tensors(), lr=self.t.lr, betas=(0.9, 0.98),
                                      weight_decay=self.t.weight_decay, fused=dev.type == "cuda" or None)
@@ -148,7 +147,7 @@ class OPDTrainer:
         """Drop metric lines past the resume point, so a resumed run never duplicates a step."""
         path = self.run_dir / METRICS_FILE
         if path.exists() and self.dist.is_main:
-            keep = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+            keep = read_rows(path, required=("step",))  # a torn last line (killed mid-write) is set aside
             write_jsonl_atomic(path, [m for m in keep if m["step"] <= step])
 
     # ------------------------------------------------------------------------------------- one step
@@ -297,10 +296,7 @@ class OPDTrainer:
     def _log_metrics(self, metrics: dict) -> None:
         if not self.dist.is_main:
             return
-        with open(self.run_dir / METRICS_FILE, "a") as f:
-            f.write(json.dumps(metrics, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_row(self.run_dir / METRICS_FILE, metrics)  # one locked write, fsynced: a kill loses at most this line
         if self.tb is not None:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)) and k != "step":
@@ -359,4 +355,4 @@ def _as_tuple(state):
 
 def read_metrics(run_dir: Path | str) -> list[dict]:
     path = Path(run_dir) / METRICS_FILE
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    return read_rows(path, required=("step",))
