@@ -1,13 +1,21 @@
 # Run: pytest tests/test_results.py
-"""Results rows survive parallel writers and crashes; statistics match exact values."""
+"""Results rows survive parallel writers and crashes; statistics match exact values; committed rows are
+migrated to the machine-free identity and keep the values they replaced."""
 
+import dataclasses
 import json
 import math
 import multiprocessing as mp
+import shlex
 
 import pytest
+from hydra import compose, initialize_config_dir
 
+from suite.config import config_hash, family_hash, load_config, weights_sha256
+from suite.evaluation.harness import eval_key
+from suite.paths import REPO_ROOT, RESULTS_DIR
 from suite.results import ResultsError, append_row, read_rows
+from suite.sweep import run_name
 from suite.stats import (bootstrap_mean_ci, mcnemar_exact_p, paired_bootstrap_ci, pass_at_k, seed_aggregate,
                          two_level_bootstrap_ci, two_level_bootstrap_diff_ci, wilson_interval)
 
@@ -151,3 +159,30 @@ def test_two_level_refuses_ragged_matrices():
     with pytest.raises(ValueError, match="same problems"):
         two_level_bootstrap_diff_ci([[1, 0]], [[1, 0, 1]])
 
+
+# Committed results: migrated to the machine-free identity, old values kept ---------------------------
+
+STALE = ("results/ no longer matches what its recorded commands compute here (a config default, the data, the "
+         "weights or the scoring code changed since): rerun the sweep (`make demo`), or, if only the scoring code or "
+         "the identity rules changed, `python scripts/migrate_results.py`")
+
+
+def test_committed_runs_have_the_names_a_fresh_clone_computes():
+    runs = read_rows(RESULTS_DIR / "runs.jsonl", ())
+    evals = {r["row_id"]: r for r in read_rows(RESULTS_DIR / "evals.jsonl")}
+    assert runs
+    for run in runs:
+        overrides = shlex.split(run["command"].removeprefix("python -m suite.sweep"))
+        with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+            cfg = load_config(compose(config_name="sweep", overrides=overrides))
+        assert (run["run_name"], run["config_hash"], run["family_hash"]) == \
+            (run_name(cfg), config_hash(cfg), family_hash(cfg)), STALE
+        for role, row_key in (("student", "baseline_row"), ("teacher", "teacher_row")):  # a fresh clone reuses them
+            model = getattr(cfg, role)
+            key = eval_key(dataclasses.replace(cfg, model=role), model, weights_sha256(model.path))
+            assert evals[run[row_key]]["eval_key"] == key, STALE
+        old = run.get("migrated_from")
+        if old:  # the name it replaced (it held the absolute path of the machine it ran on) is kept
+            assert old["run_name"] != run["run_name"]
+            assert old["run_name"].rsplit("-", 1)[0] == run["run_name"].rsplit("-", 1)[0]  # only the hash moved
+            assert evals[run["final_row"]]["migrated_from"]["task_version"] == 1
