@@ -117,6 +117,8 @@ def two_level_bootstrap_ci(values_S_N, iters: int = 10_000, seed: int = 0,
     problem-sampling part of the variance by a factor S (too narrow an interval); the shared draw keeps
     it whole. The variance this bootstraps is about ``var_seeds / S + var_problems / n`` plus the
     seed x problem interaction twice (slightly conservative, as the two-way bootstrap is known to be).
+    With few seeds the seed part is the weak one: a bootstrap over S values has (S-1)/S of their
+    variance and never reaches beyond them, so with 3 seeds the interval is a floor on the uncertainty.
 
     Exact consequences (tested): with one seed this is :func:`paired_bootstrap_ci` / the one-level
     bootstrap over problems, replicate for replicate; when every seed has the same per-problem values
