@@ -18,9 +18,12 @@ For every such row this script:
   ``eval_key`` and ``config_hash`` (a checkpoint, absent on this machine, keeps its recorded weights
   sha256); a checkpoint's name and path follow its run's new name.
 
-Each migrated row keeps the replaced values under ``migrated_from``. Rows that already have the new
-fields are left alone, so running it twice changes nothing. Generation is not rerun: the new task
-version changes only what is computed from the stored responses.
+Each changed row keeps the replaced values under ``migrated_from`` (an earlier migration's record
+under ``migrated_from.previous``). Rows whose recomputed fields equal the recorded ones are left
+alone, so running it twice changes nothing; after a change of the scoring code (whose fingerprint is
+part of every eval key) it re-keys the eval rows, rescoring the stored responses. Generation and
+training are never rerun: a row whose recorded command no longer composes the same run, whose
+weights differ, or whose strict scores change is refused, and must be recomputed instead.
 """
 
 from __future__ import annotations
@@ -70,7 +73,22 @@ def _check(ok: bool, row: dict, what: str) -> None:
                              "migrated: rerun the command instead")
 
 
-def migrate_run(run: dict, evals: dict[str, dict]) -> dict:
+WHY = ("scripts/migrate_results.py: machine-free run identity (issue 11); eval keys with rows and scoring "
+       "fingerprints; stored responses rescored with both scorings (task version 2)")
+
+
+def _updated(row: dict, fresh: dict) -> dict | None:
+    """``row`` with ``fresh`` fields and the replaced values under ``migrated_from``; None if nothing changes."""
+    changed = [k for k, v in fresh.items() if row.get(k) != v]
+    if not changed:
+        return None
+    record = {k: row[k] for k in changed if k in row}
+    if "migrated_from" in row:
+        record["previous"] = row["migrated_from"]
+    return {**row, **fresh, "migrated_from": {**record, "why": WHY}}
+
+
+def migrate_run(run: dict, evals: dict[str, dict]) -> dict | None:
     cfg = compose_command(run["command"])
     trainer = dataclasses.asdict(cfg.trainer)
     _check(all(trainer.get(k) == v for k, v in run["trainer"].items()), run, "recorded trainer settings differ")
@@ -81,10 +99,9 @@ def migrate_run(run: dict, evals: dict[str, dict]) -> dict:
         _check(weights_sha256(getattr(cfg, role).path) == evals[run[row_key]]["weights_sha256"], run,
                f"the {role} weights here differ from the ones its {row_key} scored")
     name = run_name(cfg)
-    old = {k: run[k] for k in ("run_name", "run_dir", "config_hash", "task_version")}
-    return {**run, "run_name": name, "run_dir": f"outputs/runs/{name}", "config_hash": config_hash(cfg),
-            "family_hash": family_hash(cfg), "identity": run_identity(cfg), "task_version": task_version(cfg.task.name),
-            "migrated_from": {**old, "why": "issue 11: machine-free run identity; task version 2 (two scorings)"}}
+    return _updated(run, {"run_name": name, "run_dir": f"outputs/runs/{name}", "config_hash": config_hash(cfg),
+                          "family_hash": family_hash(cfg), "identity": run_identity(cfg),
+                          "task_version": task_version(cfg.task.name)})
 
 
 def _rescore_samples(results_dir: Path, row: dict) -> list[dict]:
@@ -99,7 +116,7 @@ def _rescore_samples(results_dir: Path, row: dict) -> list[dict]:
     return out
 
 
-def migrate_eval(results_dir: Path, row: dict, new_names: dict[str, str]) -> dict:
+def migrate_eval(results_dir: Path, row: dict, new_names: dict[str, str]) -> dict | None:
     samples = _rescore_samples(results_dir, row)
     summary = summarize(samples)
     _check(summary["correct"] == row["correct"] and summary["n"] == row["n"], row, "rescored totals differ")
@@ -117,15 +134,14 @@ def migrate_eval(results_dir: Path, row: dict, new_names: dict[str, str]) -> dic
         spec = getattr(cfg, model["role"])
         cfg = dataclasses.replace(cfg, model=model["role"])
         _check(weights_sha256(spec.path) == row["weights_sha256"], row, "the model's weights here differ")
-    weights = {spec.path: row["weights_sha256"]}
-    _write_jsonl(results_dir / row["samples_file"], samples, sort_keys=False)
-    old = {k: row[k] for k in ("eval_key", "config_hash", "task_version", "model")}
-    return {**row, **summary, "model": model, "task_version": task_version(row["task"]),
-            "eval_key": eval_key(cfg, spec, row["weights_sha256"]), "config_hash": config_hash(cfg, weights),
-            "eval_rows_sha256": eval_rows_sha256(cfg.task.name, cfg.task.source, cfg.task.limit),
-            "scoring_version": SCORING_VERSION,
-            "migrated_from": {**old, "why": "issue 11: stored responses rescored with both scorings (task version 2); "
-                                             "eval key with rows and scoring fingerprints; machine-free config hash"}}
+    new = _updated(row, {**summary, "model": model, "task_version": task_version(row["task"]),
+                         "eval_key": eval_key(cfg, spec, row["weights_sha256"]),
+                         "config_hash": config_hash(cfg, {spec.path: row["weights_sha256"]}),
+                         "eval_rows_sha256": eval_rows_sha256(cfg.task.name, cfg.task.source, cfg.task.limit),
+                         "scoring_version": SCORING_VERSION})
+    if new is not None:
+        _write_jsonl(results_dir / row["samples_file"], samples, sort_keys=False)
+    return new
 
 
 def _write_jsonl(path: Path, rows: list[dict], sort_keys: bool = True) -> None:
@@ -139,30 +155,25 @@ def _write_jsonl(path: Path, rows: list[dict], sort_keys: bool = True) -> None:
 
 
 def migrate(results_dir: Path) -> tuple[int, int]:
-    """Migrate ``results_dir`` in place; returns (run rows, eval rows) migrated."""
+    """Migrate ``results_dir`` in place; returns (run rows, eval rows) changed."""
     with locked(results_dir / ".eval.lock"), locked(results_dir / ".leaderboard.lock"):
         evals = read_rows(results_dir / EVALS_FILE)
         runs = read_rows(results_dir / RUNS_FILE, ())
         by_id = {r["row_id"]: r for r in evals}
-        new_runs, new_names = [], {}
-        for run in runs:
-            if "family_hash" in run:
-                new_runs.append(run)
-                continue
-            new = migrate_run(run, by_id)
-            new_names[run["run_name"]] = new["run_name"]
-            new_runs.append(new)
-        new_evals = [r if "flexible" in r else migrate_eval(results_dir, r, new_names) for r in evals]
+        new_runs = [migrate_run(run, by_id) for run in runs]
+        new_names = {old["run_name"]: new["run_name"] for old, new in zip(runs, new_runs)
+                     if new is not None and new["run_name"] != old["run_name"]}
+        new_evals = [migrate_eval(results_dir, r, new_names) for r in evals]
         for old, new in new_names.items():
             curve = results_dir / CURVES_DIR / f"{old}.jsonl"
             if curve.exists():
                 os.replace(curve, results_dir / CURVES_DIR / f"{new}.jsonl")
-        _write_jsonl(results_dir / EVALS_FILE, new_evals)
-        _write_jsonl(results_dir / RUNS_FILE, new_runs)
-    return len(new_names), sum(1 for a, b in zip(evals, new_evals) if a is not b)
+        _write_jsonl(results_dir / EVALS_FILE, [n or o for o, n in zip(evals, new_evals)])
+        _write_jsonl(results_dir / RUNS_FILE, [n or o for o, n in zip(runs, new_runs)])
+    return sum(n is not None for n in new_runs), sum(n is not None for n in new_evals)
 
 
 if __name__ == "__main__":
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS_DIR
     n_runs, n_evals = migrate(target)
-    print(f"{target}: migrated {n_runs} run rows and {n_evals} eval rows; now run `python -m suite.leaderboard {target}`")
+    print(f"{target}: {n_runs} run rows and {n_evals} eval rows changed; now run `python -m suite.leaderboard {target}`")
