@@ -7,10 +7,14 @@ unknown key or a value of the wrong type is an error naming the key) and runs ea
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field, fields
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -358,21 +362,140 @@ def _valid_keys(dotted: str) -> list[str]:
     return [f.name for f in fields(node)]
 
 
-def config_hash(cfg: SuiteConfig) -> str:
-    """A short, stable hash of everything that defines a run (not where its results go)."""
-    data = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
-    data.pop("results_dir", None)
-    data.pop("runs_dir", None)
-    if data["trainer"]["teacher_backend"] == "hf":  # server settings cannot change an in-process run
-        data.pop("serve", None)
-    for how in ("progress_bar", "micro_batch_size", "activation_checkpointing", "distributed", "lm_head_chunk",
-                "rollout_engine", "num_gpus"):  # how a step runs, not what it computes
-        data["trainer"].pop(how, None)
-    slime = data["trainer"].pop("slime", None)  # read only by trainer=slime; a dry run is the same run
-    if data["trainer"].get("name") == "slime" and slime is not None:
-        data["trainer"]["slime"] = {k: v for k, v in slime.items() if k != "dry_run"}
+# Run identity ------------------------------------------------------------------------------------
+# What defines a run or an evaluation, never where the repository, the data or the outputs live:
+# models by weights sha256 (a hub id when there are no local weights), the task by name, version and
+# a fingerprint of its training rows, and every setting. Two clones of the repository in different
+# directories, or on different machines, give the same run names and hashes.
+
+_NOT_IDENTITY = ("results_dir", "runs_dir")  # where results go
+_SERVE_LOCATION = ("url", "host", "port", "python", "log_dir")  # where a server runs, not what it computes
+_TRAINER_DISPLAY = ("progress_bar", "tensorboard")  # what is shown while training, not what is trained
+# How a step runs, not what it computes (micro-batching, memory, processes, sampler implementation).
+_TRAINER_EXECUTION = ("micro_batch_size", "activation_checkpointing", "distributed", "lm_head_chunk",
+                      "rollout_engine", "num_gpus")
+# Settings added after results were recorded: at their default they leave the identity as it was.
+_MODEL_DEFAULTS = {"tokenizer": None, "random_init": False}
+
+
+def machine_free_path(path: str) -> str:
+    """Repo-relative for paths inside the repository (the same in every clone), else as given."""
+    from suite.paths import REPO_ROOT
+
+    resolved = Path(path).expanduser().resolve()
+    return str(resolved.relative_to(REPO_ROOT.resolve())) if resolved.is_relative_to(REPO_ROOT.resolve()) else path
+
+
+def weights_sha256(path: str) -> str | None:
+    """sha256 over a checkpoint's ``*.safetensors`` (else ``*.bin``) files, sorted by name; None for a hub id.
+
+    Cached per process on the files' names, sizes and modification times (hashing 16 GB takes a minute).
+    """
+    directory = Path(path).expanduser()
+    files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
+    if not files:
+        return None
+    stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    return _hash_files(str(directory.resolve()), stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _hash_files(directory: str, stamp: tuple) -> str:
+    digest = hashlib.sha256()
+    for name, _, _ in stamp:
+        with open(Path(directory) / name, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def task_version(task: str) -> str | int | None:
+    """``metadata.version`` of ``tasks/<task>/<task>.yaml`` (read as text: the YAML has !function tags)."""
+    from suite.paths import TASKS_DIR
+
+    text = (TASKS_DIR / task / f"{task}.yaml").read_text()
+    found = re.search(r"^\s+version:\s*(\S+)", text.split("metadata:", 1)[-1], re.MULTILINE)
+    if not found:
+        return None
+    return int(found.group(1)) if found.group(1).isdigit() else found.group(1)
+
+
+@functools.lru_cache(maxsize=None)
+def train_rows_sha256(task: str, source: str, on_bad_rows: str = "error") -> str | None:
+    """Fingerprint of the rows a trainer samples for ``task`` (``suite.data.train_rows``); None for an
+    eval-only task (GSM8K, MATH-500, AIME: ``train_rows`` refuses them, and so does the trainer).
+
+    Cached per process, like the rows themselves (``suite.data.all_rows``).
+    """
+    from suite.data import DataError, rows_fingerprint, train_rows
+
+    try:
+        return rows_fingerprint(train_rows(task, source, on_bad_rows))
+    except DataError:
+        return None
+
+
+def model_identity(model: ModelConfig, weights: str | None = None) -> dict[str, Any]:
+    """A model's settings with its path replaced by its weights' sha256 (or, with no local weights, the hub id).
+
+    Where it runs (``device``) is not part of it; a tokenizer directory is named repo-relative."""
+    data = asdict(model)
+    path = data.pop("path")
+    data.pop("device")
+    for key, default in _MODEL_DEFAULTS.items():
+        if data[key] == default:
+            data.pop(key)
+    if data.get("tokenizer"):
+        data["tokenizer"] = machine_free_path(data["tokenizer"])
+    sha = weights or weights_sha256(path)
+    data["weights_sha256" if sha else "hub_id"] = sha or machine_free_path(path)
+    return data
+
+
+def run_identity(cfg: SuiteConfig, weights: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Everything that defines a run, free of machine paths; :func:`config_hash` hashes it.
+
+    ``weights`` maps a model path to its known sha256, for checkpoints not on this machine (migrating
+    recorded results); other paths are hashed from their files.
+    """
+    weights = weights or {}
+    data = asdict(cfg)
+    for key in _NOT_IDENTITY:
+        data.pop(key)
     for role in ("teacher", "student"):
-        data[role].pop("device", None)
-        if data[role].get("tokenizer") is None:  # a new key: absent means the model's own, as before
-            data[role].pop("tokenizer", None)
+        model = getattr(cfg, role)
+        data[role] = model_identity(model, weights.get(model.path))
+    if cfg.model not in ("teacher", "student"):  # a checkpoint scored by suite.evaluate
+        sha = weights.get(cfg.model) or weights_sha256(cfg.model)
+        data["model"] = {"weights_sha256": sha} if sha else {"path": machine_free_path(cfg.model)}
+    data["task"].update(version=task_version(cfg.task.name),
+                        train_rows_sha256=train_rows_sha256(cfg.task.name, cfg.task.source, cfg.task.on_bad_rows))
+    if data["task"]["on_bad_rows"] == "error":  # the default: absent from identities recorded before it existed
+        data["task"].pop("on_bad_rows")
+    if cfg.trainer.teacher_backend == "hf":  # server settings cannot change an in-process run
+        data.pop("serve")
+    else:
+        for key in _SERVE_LOCATION:
+            data["serve"].pop(key)
+    for key in _TRAINER_DISPLAY + _TRAINER_EXECUTION:
+        data["trainer"].pop(key)
+    slime = data["trainer"].pop("slime")  # read only by trainer=slime; a dry run is the same run
+    if cfg.trainer.name == "slime":
+        data["trainer"]["slime"] = {k: v for k, v in slime.items() if k != "dry_run"}
+    return data
+
+
+def _short_hash(data: dict) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def config_hash(cfg: SuiteConfig, weights: Mapping[str, str] | None = None) -> str:
+    """A short, stable hash of everything that defines a run (not where it ran or where its results go)."""
+    return _short_hash(run_identity(cfg, weights))
+
+
+def family_hash(cfg: SuiteConfig, weights: Mapping[str, str] | None = None) -> str:
+    """The hash of the run's identity without its seed: runs that differ only in ``seed`` are replicates."""
+    identity = run_identity(cfg, weights)
+    identity.pop("seed")
+    return _short_hash(identity)

@@ -336,3 +336,10 @@ def train_rows(task: str, source_mode: str = "auto", on_bad_rows: str = "error")
     rows = [r for r in all_rows("dapo_math", source_mode, on_bad_rows) if overlap_key(r["problem"]) not in held]
     near = near_duplicates([r["problem"] for r in rows], held_rows)  # re-worded copies of eval problems
     return [r for i, r in enumerate(rows) if i not in near]
+
+
+def rows_fingerprint(rows: list[dict] | tuple[dict, ...]) -> str:
+    """sha256 of the rows' canonical JSON (sorted keys, compact, UTF-8): what cache keys and run names use
+    to notice that the data a result came from has changed."""
+    text = json.dumps(list(rows), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()

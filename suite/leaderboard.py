@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     results_dir = Path(args[0]) if args else RESULTS_DIR
     rows = write_leaderboard(results_dir)
-    print(f"{len(rows)} runs -> {results_dir / 'leaderboard.md'}")
+    print(f"{len(rows)} configurations -> {results_dir / 'leaderboard.md'}")
 
 
 if __name__ == "__main__":

@@ -14,18 +14,36 @@ falling back to normalised string equality when it cannot parse either side.
 
 A response with no ``Answer:`` line, or whose answer does not parse as the label's kind, scores 0
 and is a *format failure*; scoring never raises on model output.
+
+That is the **strict** scoring (:func:`score`); training rewards use it. Evaluation also reports a
+**flexible** scoring (:func:`score_flexible`), in the spirit of lm-eval's ``flexible-extract`` filter,
+so a model that answers in another format is visible instead of silently scoring zero:
+
+1. the content of the **last** ``\\boxed{...}`` anywhere in the response (balanced braces), when
+   there is a closed one: for integer labels normalised as above, else the one number inside it
+   (``\\boxed{12 \\text{ apples}}`` gives 12; a box with several numbers, like ``\\frac{1}{2}``, none);
+2. otherwise the **last number** anywhere in the response (``-12``, ``1,234``, ``3.5``).
+
+For a flexible score, a format failure is a response with neither (or a box holding no number, for
+integer labels); a non-integer number is a wrong answer, not a format failure.
 """
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 _ANSWER_RE = re.compile(r"answer\s*:[ \t]*([^\n]*)", re.IGNORECASE)
 _INT_RE = re.compile(r"[+-]?\d+")
 _DECIMAL_RE = re.compile(r"[+-]?\d+\.\d*")
 # Order matters: "\$" before "$", "\boxed{" / "\text{" before "}".
 _STRIPPED = ("\\$", "$", ",", " ", "\\text{", "\\boxed{", "}")
+# A number not glued to a digit or a dot on its left (so "3-5" gives 5, not -5); thousands separators allowed.
+_NUMBER_RE = re.compile(r"(?<![\d.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+SCORINGS = ("strict", "flexible")
 
 
 @dataclass(frozen=True)
@@ -148,6 +166,64 @@ def score(response: str, label: str | int) -> Score:
     if is_integer_label(str(label)):
         return score_integer(response, label)
     return score_latex(response, str(label))
+
+
+def last_number(text: str) -> str | None:
+    """The last number in ``text`` with thousands separators removed (``"1,234"`` -> ``"1234"``), or None."""
+    found = _NUMBER_RE.findall(text or "")
+    return found[-1].replace(",", "") if found else None
+
+
+def _parse_number(text: str) -> float | None:
+    text = text.strip().rstrip(".")
+    return float(text) if _INT_RE.fullmatch(text) or _DECIMAL_RE.fullmatch(text) else None
+
+
+def flexible_candidate(response: str, integer: bool) -> str | None:
+    """The flexible scoring's answer: the last closed ``\\boxed{}``'s content, else the last number."""
+    boxed = last_boxed(response or "")
+    if boxed is None:
+        return last_number(response or "")
+    if not integer:
+        return boxed.strip() or None
+    normalized = normalize_integer_answer(boxed)
+    if _parse_number(normalized) is not None:
+        return normalized
+    numbers = _NUMBER_RE.findall(boxed)  # "12 \\text{ apples}" -> 12; "\\frac{1}{2}" is no integer: no answer
+    return numbers[0].replace(",", "") if len(numbers) == 1 else None
+
+
+def score_flexible(response: str, label: str | int) -> Score:
+    """Score any response by its final box or final number (integer labels compared as numbers)."""
+    integer = is_integer_label(str(label))
+    candidate = flexible_candidate(response, integer)
+    if not candidate:
+        return Score(correct=False, format_ok=False, extracted=candidate)
+    if not integer:
+        return Score(correct=latex_equivalent(candidate, str(label)), format_ok=True, extracted=candidate)
+    well_formed = _parse_number(candidate) is not None
+    correct = well_formed and parse_integer(candidate) == parse_integer(str(label))  # exact: no float rounding
+    return Score(correct=correct, format_ok=well_formed, extracted=candidate)
+
+
+def score_all(response: str, label: str | int) -> dict[str, Score]:
+    """Both scorings of one response: ``{"strict": ..., "flexible": ...}`` (see :data:`SCORINGS`)."""
+    return {"strict": score(response, label), "flexible": score_flexible(response, label)}
+
+
+def _code_fingerprint(path: Path) -> str:
+    """sha256 of this module's syntax tree without docstrings: any code change, no comment or docstring edit."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
+
+
+# Part of every eval key: a cached eval row is reused only if it was scored by this very code.
+SCORING_VERSION = _code_fingerprint(Path(__file__))
 
 
 def label_is_scorable(label: str | int, kind: str = "auto") -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from suite.config import SuiteConfig, config_hash, load_config
+from suite.config import SuiteConfig, config_hash, family_hash, load_config, run_identity
 from suite.evaluation.harness import cached_eval, display_path, ensure_local_model
 from suite.reporting.leaderboard import RUNS_FILE, paired_delta, write_leaderboard
 from suite.results import SCHEMA_VERSION, append_row, locked, write_jsonl_atomic
@@ -44,7 +44,8 @@ INVOCATION_ENV = "OPD_SUITE_INVOCATION"
 
 
 def run_name(cfg: SuiteConfig) -> str:
-    """Readable and unique: the swept hyper-parameters, then the hash of everything else."""
+    """Readable and unique: the swept hyper-parameters, then the hash of everything else (machine-free:
+    weights by sha256, training rows by fingerprint; see ``suite.config.run_identity``)."""
     t = cfg.trainer
     return (f"{cfg.task.name}-{cfg.student.name}-{t.opd_estimator}-kl{cfg.opd_kl_coef:g}-rs{cfg.reward_scale:g}"
             f"-s{cfg.seed}-{config_hash(cfg)[:6]}")
@@ -99,6 +100,7 @@ def record_run(cfg: SuiteConfig, run_dir: Path, checkpoint: Path, evals: tuple[d
         "task": cfg.task.name, "task_version": after["task_version"], "teacher": cfg.teacher.name,
         "student": cfg.student.name, "opd_kl_coef": cfg.opd_kl_coef, "reward_scale": cfg.reward_scale,
         "trainer": trainer_record(cfg.trainer), "seed": cfg.seed, "config_hash": config_hash(cfg),
+        "family_hash": family_hash(cfg), "identity": run_identity(cfg),  # replicates share family_hash
         "baseline_row": before["row_id"], "final_row": after["row_id"], "teacher_row": teacher_row["row_id"],
         "paired_delta": paired_delta(results_dir, before, after),
         "heldout_reverse_kl": {"before": kl_before, "after": kl_after, "prompts": min(cfg.trainer.kl_eval_prompts,

@@ -1,13 +1,20 @@
 # Run: pytest tests/test_config.py
-"""Every conf group composes into a valid SuiteConfig; bad keys and values fail naming the key."""
+"""Every conf group composes into a valid SuiteConfig; bad keys and values fail naming the key; run
+identity (config hash, run name) depends on what defines a run, never on where the repository lives."""
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 
-from suite.config import ConfigError, SuiteConfig, config_hash, load_config
+from suite.config import ConfigError, SuiteConfig, config_hash, family_hash, load_config
 from suite.paths import REPO_ROOT
+from suite.sweep import run_name
 
 CONF = REPO_ROOT / "conf"
 GROUPS = ("task", "teacher", "student", "backend", "eval", "trainer", "serve")
@@ -91,7 +98,92 @@ def test_sglang_teacher_with_full_estimator_is_refused():
 
 def test_server_settings_do_not_change_an_in_process_run():
     base = config_hash(load_config(_compose()))
-    assert config_hash(load_config(_compose(["serve.port=31999"]))) == base
-    assert config_hash(load_config(_compose(["trainer.teacher_backend=sglang", "trainer.opd_estimator=sampled"]))) != \
-        config_hash(load_config(_compose(["trainer.teacher_backend=sglang", "trainer.opd_estimator=sampled",
-                                          "serve.port=31999"])))
+    assert config_hash(load_config(_compose(["serve.max_running_requests=2"]))) == base
+    sglang = ["trainer.teacher_backend=sglang", "trainer.opd_estimator=sampled"]
+    served = config_hash(load_config(_compose(sglang)))
+    assert config_hash(load_config(_compose([*sglang, "serve.max_running_requests=2"]))) != served
+    # where the server runs is no part of the run: its address, interpreter and log directory
+    assert config_hash(load_config(_compose([*sglang, "serve.port=31999", "serve.host=0.0.0.0", "serve.log_dir=/x",
+                                             "serve.python=/usr/bin/python3"]))) == served
+
+
+def test_output_locations_and_display_settings_are_not_part_of_the_hash():
+    base = config_hash(load_config(_compose()))
+    assert config_hash(load_config(_compose(["results_dir=/elsewhere/results", "runs_dir=/elsewhere/runs",
+                                             "trainer.progress_bar=false"]))) == base
+
+
+def test_seeds_are_replicates_of_one_family():
+    names, families = {}, {}
+    for coef in ("0.5", "1"):
+        for seed in ("0", "1", "2"):
+            cfg = load_config(_compose([f"opd_kl_coef={coef}", f"seed={seed}"]))
+            names[coef, seed], families[coef, seed] = run_name(cfg), family_hash(cfg)
+    assert len(set(names.values())) == 6 and all(f"-s{seed}-" in names[c, seed] for c, seed in names)
+    assert families["0.5", "0"] == families["0.5", "1"] == families["0.5", "2"] != families["1", "0"]
+
+
+# Machine-free run identity: the same configuration in two clones, at different paths --------------
+
+_IDENTITY_SCRIPT = """
+import json, sys
+from hydra import compose, initialize_config_dir
+from suite.config import config_hash, family_hash, load_config
+from suite.paths import REPO_ROOT
+from suite.sweep import run_name
+with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+    cfg = load_config(compose(config_name="sweep", overrides=sys.argv[1:]))
+print(json.dumps({"run_name": run_name(cfg), "config_hash": config_hash(cfg), "family_hash": family_hash(cfg),
+                  "student_path": cfg.student.path}))
+"""
+
+
+def _clone(root: Path) -> Path:
+    """What the toy sweep reads of a repository, copied to ``root`` (a clone at another path)."""
+    for part in ("conf", "tasks", "data/toy_arith", "artifacts/toy"):
+        shutil.copytree(REPO_ROOT / part, root / part)
+    return root
+
+
+def _identity_in(home: Path, *overrides: str) -> dict:
+    env = {**os.environ, "OPD_SUITE_HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", _IDENTITY_SCRIPT, *overrides], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def two_clones(tmp_path_factory):
+    return _clone(tmp_path_factory.mktemp("clone_a") / "opd-suite"), _clone(tmp_path_factory.mktemp("clone_b") / "x" / "y")
+
+
+def test_the_same_config_in_two_clones_gets_the_same_run_name(two_clones):
+    a, b = (_identity_in(home, "opd_kl_coef=0.5", "seed=1") for home in two_clones)
+    assert a["student_path"] != b["student_path"]  # really two places...
+    assert a["run_name"] == b["run_name"] and a["config_hash"] == b["config_hash"]  # ...one identity
+    here = run_name(load_config(_compose(["opd_kl_coef=0.5", "seed=1"])))
+    assert a["run_name"] == here  # and the same as in this checkout
+
+
+def test_changed_training_rows_or_weights_change_the_run_name(two_clones, tmp_path):
+    home = two_clones[1]
+    clean = _identity_in(home)
+    train = home / "data/toy_arith/train.jsonl"
+    original = train.read_bytes()
+    rows = [json.loads(x) for x in original.decode().splitlines()]
+    rows[0]["label"] = str(int(rows[0]["label"]) + 1)  # one damaged label among 8,000 rows
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    try:
+        damaged = _identity_in(home)
+    finally:
+        train.write_bytes(original)
+    weights = home / "artifacts/toy/student/model.safetensors"
+    original_weights = weights.read_bytes()
+    weights.write_bytes(original_weights[:-1] + bytes([original_weights[-1] ^ 1]))  # one bit of one weight
+    try:
+        retrained = _identity_in(home)
+    finally:
+        weights.write_bytes(original_weights)
+    assert len({clean["run_name"], damaged["run_name"], retrained["run_name"]}) == 3
+    assert _identity_in(home) == clean  # restored files: the original identity again

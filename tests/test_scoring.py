@@ -1,9 +1,11 @@
 # Run: pytest tests/test_scoring.py
-"""The one scoring module: the tutorial's normaliser, thinking text, several answers, garbage."""
+"""The one scoring module: the tutorial's strict scoring (normaliser, thinking text, several answers,
+garbage) and the flexible one (last box or last number), side by side on edge cases."""
 
 import pytest
 
-from suite.scoring import last_boxed, normalize_integer_answer, parse_integer, score, score_integer, score_latex
+from suite.scoring import (SCORING_VERSION, _code_fingerprint, last_boxed, last_number, normalize_integer_answer,
+                           parse_integer, score, score_all, score_flexible, score_integer, score_latex)
 
 
 @pytest.mark.parametrize(
@@ -105,3 +107,75 @@ def test_latex_dispatch_and_failures():
     assert score("Answer: \\boxed{\\frac{1}{2}}", "\\frac{1}{2}").correct
     assert not score("no answer", "\\frac{1}{2}").format_ok
     assert not score("Answer: \\boxed{\\frac{1}{2}", "\\frac{1}{2}").format_ok  # unclosed box
+
+
+# Two scorings: strict (the tutorial's last Answer: line) and flexible (last \boxed{} or last number) ---------
+
+@pytest.mark.parametrize(
+    "response, label, strict, flexible, extracted",
+    [
+        # (strict correct, format ok), (flexible correct, format ok), flexible extraction
+        ("Answer: \\boxed{11}", "11", (True, True), (True, True), "11"),
+        ("The sum is \\boxed{11}.", "11", (False, False), (True, True), "11"),  # no Answer: line
+        ("Answer: 5\nWait, recheck: the total is \\boxed{7}", "7", (False, True), (True, True), "7"),  # they differ
+        ("Answer: 7\nthen 12 more steps", "7", (True, True), (False, True), "12"),  # strict right, last number wrong
+        ("\\boxed{3} first, then \\boxed{4}", "4", (False, False), (True, True), "4"),  # several boxes: the last
+        ("So 2 + 3 = 5", "5", (False, False), (True, True), "5"),  # no box: the last number
+        ("She pays $1,234 in total", "1234", (False, False), (True, True), "1234"),  # thousands separators
+        ("\\boxed{1,234,567}", "1234567", (False, False), (True, True), "1234567"),
+        ("the change is -12 degrees", "-12", (False, False), (True, True), "-12"),  # negative
+        ("x = -5", "-5", (False, False), (True, True), "-5"),
+        ("from 3-5 people", "5", (False, False), (True, True), "5"),  # a range's dash is no minus sign
+        ("\\boxed{12 \\text{ apples}}", "12", (False, False), (True, True), "12"),  # one number in the box
+        ("\\boxed{x = 5}", "5", (False, False), (True, True), "5"),
+        ("\\boxed{\\frac{1}{2}} and 2", "2", (False, False), (False, False), None),  # a fraction: no integer answer
+        ("\\boxed{}", "3", (False, False), (False, False), None),  # empty box
+        ("\\boxed{12", "12", (False, False), (True, True), "12"),  # unclosed box: the last number
+        ("the answer is 4.5", "4", (False, False), (False, True), "4.5"),  # a number, wrong: not a format failure
+        ("Answer: 12.0", "12", (True, True), (True, True), "12.0"),
+        ("no numbers here", "3", (False, False), (False, False), None),
+        ("", "3", (False, False), (False, False), None),
+        (None, "3", (False, False), (False, False), None),
+        ("<think>maybe 9</think>\n\nAnswer: \\boxed{10}", "10", (True, True), (True, True), "10"),
+    ],
+)
+def test_strict_and_flexible_on_edge_cases(response, label, strict, flexible, extracted):
+    both = score_all(response, label)
+    assert (both["strict"].correct, both["strict"].format_ok) == strict
+    assert (both["flexible"].correct, both["flexible"].format_ok) == flexible
+    assert both["flexible"].extracted == extracted
+    assert both["strict"] == score(response, label)  # the strict scoring is the one training rewards use
+
+
+@pytest.mark.parametrize(
+    "response, label, correct, format_ok",
+    [
+        ("so \\boxed{\\frac{1}{2}}", "\\frac{1}{2}", True, True),  # nested braces
+        ("\\boxed{\\frac{\\sqrt{2}}{2}}", "\\frac{\\sqrt{2}}{2}", True, True),
+        ("first \\boxed{1} then \\boxed{\\dfrac{1}{2}}", "\\frac{1}{2}", True, True),
+        ("the value is 0.5", "\\frac{1}{2}", True, True),  # no box: the last number, compared by math-verify
+        ("\\boxed{}", "\\frac{1}{2}", False, False),
+        ("nothing", "\\frac{1}{2}", False, False),
+    ],
+)
+def test_flexible_latex_answers(response, label, correct, format_ok):
+    s = score_flexible(response, label)
+    assert (s.correct, s.format_ok) == (correct, format_ok)
+
+
+@pytest.mark.parametrize("text, number", [("a 1,234 b 56", "56"), ("1,234", "1234"), ("-3.5 and", "-3.5"),
+                                           ("v2 costs 10.", "10"), ("none", None), ("12,34", "34")])
+def test_last_number(text, number):
+    assert last_number(text) == number
+
+
+def test_scoring_version_follows_code_not_comments(tmp_path):
+    base = 'def f(x):\n    """Doc."""\n    return x + 1  # why\n'
+    variants = {"comment": base.replace("# why", "# another reason"), "docstring": base.replace("Doc.", "Other doc."),
+                "code": base.replace("x + 1", "x + 2")}
+    fingerprints = {}
+    for name, text in {"base": base, **variants}.items():
+        (tmp_path / f"{name}.py").write_text(text)
+        fingerprints[name] = _code_fingerprint(tmp_path / f"{name}.py")
+    assert fingerprints["comment"] == fingerprints["docstring"] == fingerprints["base"] != fingerprints["code"]
+    assert len(SCORING_VERSION) == 16

@@ -80,7 +80,7 @@ def test_slime_run_lands_in_the_results_like_a_local_run(tmp_path, teacher_url):
     local_columns = {"schema", "row_id", "kind", "run_name", "run_dir", "checkpoint", "task", "task_version", "teacher",
                      "student", "opd_kl_coef", "reward_scale", "trainer", "seed", "config_hash", "baseline_row",
                      "final_row", "teacher_row", "paired_delta", "heldout_reverse_kl", "train_reward", "train_seconds",
-                     "wall_seconds", "invocations", "data", "command", "invocation"}
+                     "wall_seconds", "invocations", "data", "command", "invocation", "family_hash", "identity"}
     assert set(row) == local_columns
     by_id = {e["row_id"]: e for e in evals}
     assert row["run_name"] == run_dir.name and row["checkpoint"] == "step_000004"
@@ -94,4 +94,4 @@ def test_slime_run_lands_in_the_results_like_a_local_run(tmp_path, teacher_url):
     assert row["reward_scale"] == 2.0 and row["train_seconds"] is not None
     assert run_dir.name.endswith(row["config_hash"][:6])  # the row's config is the run directory's
     table = list(csv.DictReader((results / "leaderboard.csv").open()))
-    assert [r["run"] for r in table] == [run_dir.name]
+    assert [r["runs"] for r in table] == [run_dir.name]

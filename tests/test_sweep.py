@@ -60,6 +60,6 @@ def test_multirun_end_to_end(tmp_path, launcher):
     table = list(csv.DictReader((results / "leaderboard.csv").open()))
     assert sorted(row["opd_kl_coef"] for row in table) == ["0.5", "2"]
     md = (results / "leaderboard.md").read_text()
-    assert "paired delta" in md and md.count("\n| full | ") == 2 and "## toy_arith v1: toy-teacher -> toy-student" in md
+    assert "paired delta" in md and md.count("\n| full | ") == 2 and "## toy_arith v2: toy-teacher -> toy-student" in md
     assert (results / "leaderboard.html").exists() and len(list((results / "plots").glob("*.png"))) == 2
     assert len(list((results / "curves").glob("*.jsonl"))) == 2

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shlex
 import sys
 import time
@@ -22,12 +21,13 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from suite.config import ModelConfig, SuiteConfig, config_hash
-from suite.data import eval_rows, skipped_rows
+from suite.config import (ModelConfig, SuiteConfig, config_hash, machine_free_path, task_version,
+                          weights_sha256)
+from suite.data import eval_rows, rows_fingerprint, skipped_rows
 from suite.evaluation.context_budget import describe_budget, generation_budget
-from suite.paths import REPO_ROOT, TASKS_DIR, TOY_MODELS_DIR
+from suite.paths import TASKS_DIR, TOY_MODELS_DIR
 from suite.results import SCHEMA_VERSION, append_row, locked, read_rows, write_jsonl_atomic
-from suite.scoring import score
+from suite.scoring import SCORING_VERSION, SCORINGS, score_all
 from suite.stats import bootstrap_mean_ci, pass_at_k, wilson_interval
 
 EVALS_FILE = "evals.jsonl"
@@ -46,31 +46,26 @@ def resolve_model(cfg: SuiteConfig) -> tuple[str, ModelConfig]:
     return "checkpoint", ModelConfig(**{**asdict(cfg.student), "name": name, "path": str(path.resolve())})
 
 
-def weights_sha256(path: str) -> str | None:
-    """sha256 over the checkpoint's *.safetensors files (sorted by name); None for a hub id."""
-    files = sorted(Path(path).glob("*.safetensors"))
-    if not files:
-        return None
-    digest = hashlib.sha256()
-    for f in files:
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def task_version(task: str) -> str | None:
-    """``metadata.version`` of ``tasks/<task>/<task>.yaml`` (read as text: the YAML has !function tags)."""
-    text = (TASKS_DIR / task / f"{task}.yaml").read_text()
-    found = re.search(r"^\s+version:\s*(\S+)", text.split("metadata:", 1)[-1], re.MULTILINE)
-    return found.group(1) if found else None
+def eval_rows_sha256(task: str, source: str, limit: int | None, on_bad_rows: str = "error") -> str:
+    """Fingerprint of the rows lm-eval scores: the task's eval rows (bad ones left out under
+    ``on_bad_rows=skip``), the first ``limit`` of them."""
+    return rows_fingerprint(eval_rows(task, source, on_bad_rows)[:limit])
 
 
 def eval_key(cfg: SuiteConfig, model: ModelConfig, weights: str | None) -> str:
-    """What makes two evaluations interchangeable: same weights, task version, rows and sampling."""
-    key = {"weights": weights or model.path, "task": cfg.task.name, "version": task_version(cfg.task.name),
-           "source": cfg.task.source, "limit": cfg.task.limit, "eval": asdict(cfg.eval),
-           "thinking": model.enable_thinking, "backend": cfg.backend.lm_eval_model, "seed": cfg.seed}
+    """What makes two evaluations interchangeable: the same weights, task version, eval rows (their
+    content, not their file), sampling settings and scoring code.
+
+    The seed counts only when sampling: greedy decoding of the same weights gives the same answers, so
+    the replicates of a multi-seed sweep share one baseline and one teacher row.
+    """
+    key = {"weights": weights or machine_free_path(model.path), "dtype": model.dtype,
+           "thinking": model.enable_thinking, "context_length": model.context_length,
+           "task": cfg.task.name, "version": task_version(cfg.task.name), "limit": cfg.task.limit,
+           "rows_sha256": eval_rows_sha256(cfg.task.name, cfg.task.source, cfg.task.limit, cfg.task.on_bad_rows),
+           "eval": asdict(cfg.eval), "backend": cfg.backend.lm_eval_model, "scoring": SCORING_VERSION}
+    if cfg.eval.temperature > 0:
+        key["seed"] = cfg.seed
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -135,42 +130,63 @@ def _simple_evaluate(cfg: SuiteConfig, model_args: dict, budget: dict) -> dict:
     )
 
 
-def _sample_rows(samples: list[dict]) -> list[dict]:
-    """One row per problem, scored here by suite.scoring on every one of its k responses.
+SUFFIX = {"strict": "", "flexible": "_flexible"}  # sample-row field suffix per scoring
 
-    ``correct`` / ``format_failure`` are 0/1 for one response per problem, the fraction over k otherwise.
-    """
+
+def score_responses(responses: list[str], label: str) -> dict:
+    """Per-problem fields for ``k`` responses under both scorings (suite.scoring): counts, and 0/1 for one
+    response per problem or the fraction over k; ``extracted`` holds the first response's answers."""
+    outcomes = [score_all(r, label) for r in responses]
+    k, row = len(outcomes), {"k": len(outcomes)}
+    for name in SCORINGS:
+        correct = sum(o[name].correct for o in outcomes)
+        failures = sum(not o[name].format_ok for o in outcomes)
+        sfx = SUFFIX[name]
+        row.update({f"n_correct{sfx}": correct, f"n_format_failures{sfx}": failures,
+                    f"correct{sfx}": correct if k == 1 else correct / k,
+                    f"format_failure{sfx}": failures if k == 1 else failures / k})
+    row["extracted"] = {name: outcomes[0][name].extracted for name in SCORINGS}
+    return row
+
+
+def _sample_rows(samples: list[dict]) -> list[dict]:
+    """One row per problem, scored here by suite.scoring on every one of its k responses."""
     rows = []
     for s in sorted(samples, key=lambda s: s["doc_id"]):
         responses = [r if isinstance(r, str) else r[0] for r in s["resps"][0]]
-        outcomes = [score(r, s["doc"]["label"]) for r in responses]
-        k = len(outcomes)
-        correct = sum(o.correct for o in outcomes)
-        failures = sum(not o.format_ok for o in outcomes)
         row = {"doc_id": s["doc_id"], "id": s["doc"]["id"], "label": s["doc"]["label"], "response": responses[0],
-               "k": k, "n_correct": correct, "n_format_failures": failures,
-               "correct": correct if k == 1 else correct / k, "format_failure": failures if k == 1 else failures / k}
-        if k > 1:
+               **score_responses(responses, s["doc"]["label"])}
+        if len(responses) > 1:
             row["responses"] = responses
         rows.append(row)
     return rows
 
 
-def summarize(samples: list[dict]) -> dict:
-    """n, accuracy (avg@k) with its 95% interval, format failures, and pass@k when k > 1."""
+def _scoring_summary(samples: list[dict], sfx: str) -> dict:
     n, k = len(samples), samples[0]["k"] if samples else 1
-    correct = sum(s["n_correct"] for s in samples)
-    failures = sum(s["n_format_failures"] for s in samples)
-    out = {"n": n, "samples_per_problem": k, "correct": correct, "accuracy": correct / (n * k) if n else None,
+    correct = sum(s[f"n_correct{sfx}"] for s in samples)
+    failures = sum(s[f"n_format_failures{sfx}"] for s in samples)
+    out = {"correct": correct, "accuracy": correct / (n * k) if n else None,
            "format_failures": failures, "format_failure_rate": failures / (n * k) if n else None}
     if k == 1:
         out.update(ci95=list(wilson_interval(correct, n)), ci_method="wilson")
     else:
-        out.update(ci95=list(bootstrap_mean_ci([s["correct"] for s in samples])), ci_method="bootstrap over problems",
-                   metric=f"avg@{k}")
-        per_problem = [pass_at_k(k, s["n_correct"], k) for s in samples]
+        out.update(ci95=list(bootstrap_mean_ci([s[f"correct{sfx}"] for s in samples])),
+                   ci_method="bootstrap over problems", metric=f"avg@{k}")
+        per_problem = [pass_at_k(k, s[f"n_correct{sfx}"], k) for s in samples]
         out["pass_at_k"] = {"k": k, "value": sum(per_problem) / n, "ci95": list(bootstrap_mean_ci(per_problem))}
     return out
+
+
+def summarize(samples: list[dict]) -> dict:
+    """n, k, and per scoring: accuracy (avg@k) with its 95% interval, format failures, pass@k when k > 1.
+
+    The strict scoring (the tutorial's) fills the row's top-level fields; the flexible one is under
+    ``flexible``, with the same fields.
+    """
+    n, k = len(samples), samples[0]["k"] if samples else 1
+    return {"n": n, "samples_per_problem": k, **_scoring_summary(samples, SUFFIX["strict"]), "scoring": "strict",
+            "flexible": _scoring_summary(samples, SUFFIX["flexible"])}
 
 
 def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
@@ -200,6 +216,8 @@ def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
         "limit": cfg.task.limit, **summary, **_data_checks(cfg, budget),
         "model": {"role": role, "name": model.name, "path": display_path(model.path)},
         "weights_sha256": weights, "eval_key": eval_key(cfg, model, weights),
+        "eval_rows_sha256": eval_rows_sha256(task, cfg.task.source, cfg.task.limit, cfg.task.on_bad_rows),
+        "scoring_version": SCORING_VERSION,
         "backend": asdict(cfg.backend),
         "sampling": {**task_cfg.get("generation_kwargs", {}), **cfg.eval.gen_kwargs(),
                      "max_gen_toks": budget["max_gen_toks"], "enable_thinking": model.enable_thinking,
@@ -210,9 +228,11 @@ def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
         "lm_eval_version": out.get("config", {}).get("lm_eval_version") or _lm_eval_version(),
     }
     append_row(results_dir / EVALS_FILE, row)
-    lo, hi = row["ci95"]
-    print(f"{task} v{row['task_version']} | {model.name} | n={row['n']} acc={row['accuracy']:.3f} "
-          f"[{lo:.3f}, {hi:.3f}] format-fail={row['format_failure_rate']:.3f} | {wall:.0f}s -> {results_dir / EVALS_FILE}")
+    flex = row["flexible"]
+    print(f"{task} v{row['task_version']} | {model.name} | n={row['n']} strict acc={row['accuracy']:.3f} "
+          f"[{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}] format-fail={row['format_failure_rate']:.3f} | flexible "
+          f"acc={flex['accuracy']:.3f} [{flex['ci95'][0]:.3f}, {flex['ci95'][1]:.3f}] format-fail="
+          f"{flex['format_failure_rate']:.3f} | {wall:.0f}s -> {results_dir / EVALS_FILE}")
     return row
 
 
@@ -226,8 +246,7 @@ def _data_checks(cfg: SuiteConfig, budget: dict) -> dict:
 
 def display_path(path: str) -> str:
     """Repo-relative for checkpoints inside the repo (rows stay valid in any clone), else as given."""
-    resolved = Path(path).resolve()
-    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else path
+    return machine_free_path(path)
 
 
 def _lm_eval_version() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from suite.data import eval_rows
-from suite.scoring import score
+from suite.scoring import score_all
 
 
 def loader(task: str) -> Callable[..., dict]:
@@ -31,5 +31,8 @@ def doc_to_text(doc: dict) -> str:
 
 
 def process_results(doc: dict, results: list[str]) -> dict[str, int]:
-    outcome = score(results[0], doc["label"])
-    return {"exact_match": int(outcome.correct), "format_failure": int(not outcome.format_ok)}
+    """lm-eval's per-document metrics: the strict scoring (the tutorial's) and the flexible one."""
+    scores = score_all(results[0], doc["label"])
+    strict, flexible = scores["strict"], scores["flexible"]
+    return {"exact_match": int(strict.correct), "format_failure": int(not strict.format_ok),
+            "exact_match_flexible": int(flexible.correct), "format_failure_flexible": int(not flexible.format_ok)}

@@ -39,32 +39,40 @@ def _cell(value, numeric: float | None = None, left: bool = False) -> str:
     return f"<td{attrs}>{value}</td>"
 
 
+def _mean(scoring: str, part: str):
+    """Sort key: a line's mean (``before``, ``after`` or ``delta``) under a scoring; None when not recorded."""
+    return lambda r: r["_line"][scoring][part]["mean"] if r["_line"][scoring] else None
+
+
+# (column, numeric sort key of a leaderboard line or None, left-aligned)
+_HEAD = (
+    ("estimator", None, True), ("opd_kl_coef", lambda r: float(r["opd_kl_coef"]), False),
+    ("reward_scale", lambda r: float(r["reward_scale"]), False), ("steps", lambda r: r["steps"], False),
+    ("n", lambda r: r["n"], False), ("seeds", lambda r: len(r["_runs"]), False),
+    ("acc before [95% CI]", _mean("strict", "before"), False), ("acc after [95% CI]", _mean("strict", "after"), False),
+    ("acc after per seed", None, True), ("paired delta [95% CI]", _mean("strict", "delta"), False),
+    ("McNemar p", None, False), ("format failures before -> after", None, False),
+    ("flexible acc after [95% CI]", _mean("flexible", "after"), False),
+    ("flexible paired delta [95% CI]", _mean("flexible", "delta"), False),
+    ("flexible format failures before -> after", None, False),
+    ("reverse KL before -> after", None, False), ("wall (s)", lambda r: float(r["wall (s)"]), False),
+)
+
+
 def _row(r: dict) -> str:
-    run, before, after = r["_run"], r["_before"], r["_after"]
-    d = run["paired_delta"]
-    cells = [
-        _cell(html.escape(r["estimator"]), left=True), _cell(r["opd_kl_coef"], float(r["opd_kl_coef"])),
-        _cell(r["reward_scale"], float(r["reward_scale"])), _cell(r["steps"], r["steps"]), _cell(r["n"], r["n"]),
-        _cell(r["acc before [95% CI]"], before["accuracy"]), _cell(r["acc after [95% CI]"], after["accuracy"]),
-        _cell(r["paired delta [95% CI]"], d["delta"]), _cell(r["McNemar p"], d["mcnemar_p"]),
-        _cell(r["reverse KL before -> after"], run["heldout_reverse_kl"]["after"]),
-        _cell(r["wall (s)"], run["wall_seconds"]),
-        _cell(f'<a href="#run-{html.escape(run["row_id"])}">{html.escape(r["config"])}</a>', left=True),
-    ]
+    cells = [_cell(html.escape(str(r[name])), key(r) if key else None, left) for name, key, left in _HEAD]
+    links = " ".join(f'<a href="#run-{html.escape(run["row_id"])}">s{run["seed"]}</a>' for run in r["_runs"])
+    cells.append(_cell(f"{html.escape(r['config'])} ({links})", left=True))
     cls = "" if r["_significant"] else ' class="noise"'
     return f"<tr{cls}>" + "".join(cells) + "</tr>"
 
 
-_HEAD = ("estimator", "opd_kl_coef", "reward_scale", "steps", "n", "acc before [95% CI]", "acc after [95% CI]",
-         "paired delta [95% CI]", "McNemar p", "reverse KL before -> after", "wall (s)", "config (details)")
-
-
-def _provenance(r: dict) -> str:
-    run, after = r["_run"], r["_after"]
-    info = {"run": run["run_name"], "config_hash": run["config_hash"], "command": run["command"],
-            "invocation": run.get("invocation"), "task_version": run["task_version"], "seed": run["seed"],
-            "sampling": after["sampling"], "trainer": run["trainer"], "baseline_row": run["baseline_row"],
-            "final_row": run["final_row"], "teacher_row": run.get("teacher_row")}
+def _provenance(run: dict, after: dict) -> str:
+    info = {"run": run["run_name"], "config_hash": run["config_hash"], "family_hash": run.get("family_hash"),
+            "command": run["command"], "invocation": run.get("invocation"), "task_version": run["task_version"],
+            "seed": run["seed"], "sampling": after["sampling"], "trainer": run["trainer"],
+            "identity": run.get("identity"), "migrated_from": run.get("migrated_from"),
+            "baseline_row": run["baseline_row"], "final_row": run["final_row"], "teacher_row": run.get("teacher_row")}
     return (f'<details id="run-{html.escape(run["row_id"])}"><summary>{html.escape(run["run_name"])} '
             f'(config {html.escape(run["config_hash"])})</summary><pre>{html.escape(json.dumps(info, indent=2))}</pre></details>')
 
@@ -75,20 +83,22 @@ def render_html(groups: dict[str, list[dict]], plots: dict[str, list[Path]], con
              f"<style>{_STYLE}</style></head><body><h1>OPD leaderboard</h1>"]
     parts += [f'<p class="note">{html.escape(line)}</p>' for line in intro]
     for group, rows in groups.items():
-        teacher = rows[0]["teacher acc [95% CI]"]
+        teacher = f"{rows[0]['teacher acc [95% CI]']} (strict), {rows[0]['teacher flexible acc [95% CI]']} (flexible)"
         parts.append(f"<h2>{html.escape(group)}</h2><p class='note'>teacher accuracy {html.escape(teacher)}; "
                      "grey rows: paired interval includes 0 (within noise). Click a header to sort.</p>")
-        head = "".join(f'<th{" class=l" if h in ("estimator", "config (details)") else ""}>{html.escape(h)}</th>'
-                       for h in _HEAD)
+        names = [(name, left) for name, _, left in _HEAD] + [("config (runs by seed)", True)]
+        head = "".join(f'<th{" class=l" if left else ""}>{html.escape(name)}</th>' for name, left in names)
         parts.append(f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>")
         parts += [_row(r) for r in rows]
         parts.append("</tbody></table>")
         if comparisons.get(group):
-            parts.append("<p class='note'>Between runs (paired on the same problems, after training):</p><ul>")
+            parts.append("<p class='note'>Between configurations (after training, paired on the same problems, seeds "
+                         "resampled):</p><ul>")
             parts += [f"<li class='note'>{html.escape(c)}</li>" for c in comparisons[group]]
             parts.append("</ul>")
         parts += [_img(p) for p in plots.get(group, [])]
-        parts.append("<h3>Provenance</h3>" + "".join(_provenance(r) for r in rows))
+        parts.append("<h3>Provenance</h3>" + "".join(_provenance(run, after) for r in rows
+                                                     for run, after in zip(r["_runs"], r["_after"])))
     if contamination:
         parts.append("<h2>Contamination (train vs eval rows)</h2><ul>")
         parts += [f"<li>{html.escape(line)}</li>" for line in contamination]

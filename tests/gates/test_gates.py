@@ -1,5 +1,7 @@
 # Run: pytest -m gates
-"""Regression gates: pass on the recorded results, fail on planted regressions (a gate that cannot fail is a defect)."""
+"""Regression gates: pass on the recorded results, fail on planted regressions (a gate that cannot fail is a
+defect). Gates read configurations with their seeds folded in: one unlucky seed does not fail a gate, a
+drop shared by the seeds does."""
 
 import json
 import shutil
@@ -15,13 +17,14 @@ from suite.results import append_row, read_rows, write_jsonl_atomic
 from suite.stats import wilson_interval
 
 pytestmark = pytest.mark.gates
+PASS = {"vs_baseline": [], "vs_previous_record": []}
 
 
 def test_recorded_results_pass_every_gate():
     runs = read_rows(RESULTS_DIR / "runs.jsonl", ())
     assert runs, "results/runs.jsonl is empty: the gates would check nothing (run `make demo`)"
     failures = check(RESULTS_DIR)
-    assert failures == {"vs_baseline": [], "vs_best_of_family": []}, "\n".join(sum(failures.values(), []))
+    assert failures == PASS, "\n".join(sum(failures.values(), []))
 
 
 @pytest.fixture
@@ -30,56 +33,93 @@ def results(tmp_path) -> Path:
     return tmp_path / "results"
 
 
-def _plant_run(results: Path, flips: int, **changes) -> dict:
-    """A new run copied from the first recorded one whose final checkpoint got ``flips`` problems wrong."""
+def _plant(results: Path, flips: int, seed: int, start: int = 0, **changes) -> dict:
+    """A run of the first recorded configuration with ``changes`` (another configuration), seed ``seed``, whose
+    final checkpoint got ``flips`` of the recorded final checkpoint's correct problems wrong (the first ones
+    from problem ``start`` on). Planting the same configuration and seed again is a rerun: the same run name
+    (run names do not depend on the machine), appended later."""
     template = read_rows(results / "runs.jsonl", ())[0]
     evals = {r["row_id"]: r for r in read_rows(results / "evals.jsonl")}
     final = evals[template["final_row"]]
     samples = [json.loads(x) for x in (results / final["samples_file"]).read_text().splitlines()]
     flipped = 0
-    for s in samples:
-        if s["correct"] and flipped < flips:
-            s["correct"], flipped = 0, flipped + 1
+    for i in list(range(start, len(samples))) + list(range(start)):
+        if samples[i]["correct"] and flipped < flips:
+            samples[i].update(correct=0, n_correct=0, correct_flexible=0, n_correct_flexible=0)
+            flipped += 1
     new_id = f"planted-{uuid.uuid4().hex[:8]}"
     write_jsonl_atomic(results / "samples" / f"{new_id}.jsonl", samples)
     correct = sum(s["correct"] for s in samples)
     eval_row = {**final, "row_id": new_id, "samples_file": f"samples/{new_id}.jsonl", "correct": correct,
                 "accuracy": correct / len(samples), "ci95": list(wilson_interval(correct, len(samples)))}
     append_row(results / "evals.jsonl", eval_row)
-    run = {**template, "row_id": f"run-{new_id}", "final_row": new_id, **changes}
+    name = f"planted-kl{changes['opd_kl_coef']:g}-s{seed}-{changes['family_hash']}"
+    run = {**template, "row_id": f"run-{new_id}", "final_row": new_id, "seed": seed, "run_name": name, **changes}
     run["paired_delta"] = paired_delta(results, evals[run["baseline_row"]], eval_row)
     append_row(results / "runs.jsonl", run)
     return run
 
 
-def test_planted_regression_below_baseline_fails(results):
-    run = _plant_run(results, flips=120, run_name="planted-worse-than-baseline", seed=7)
+def _seeds(results: Path, flips: list[int], **changes) -> list[dict]:
+    """Seeds 0, 1, 2, ... of one configuration with the given flips, different problems for each seed."""
+    return [_plant(results, f, seed=s, start=150 * s, **changes) for s, f in enumerate(flips)]
+
+
+def test_a_single_seed_regression_below_baseline_fails_and_says_one_seed(results):
+    run = _plant(results, flips=120, seed=0, family_hash="planted-config", opd_kl_coef=7.0)
     failures = check(results)["vs_baseline"]
-    assert len(failures) == 1 and "planted-worse-than-baseline" in failures[0]
-    assert "worse than its baseline" in failures[0] and "95% CI" in failures[0]
+    assert len(failures) == 1 and run["run_name"] in failures[0] and "worse than its baseline" in failures[0]
+    assert "95% CI" in failures[0] and "one seed" in failures[0]
     assert run["paired_delta"]["ci95"][1] < 0
 
 
-def test_planted_regression_below_best_of_family_fails(results):
-    _plant_run(results, flips=60, run_name="planted-family-regression", seed=7)  # same family, a later seed
+def test_a_regression_shared_by_the_seeds_fails_the_baseline_gate(results):
+    _seeds(results, [110, 120, 130], family_hash="planted-config", opd_kl_coef=7.0)
+    [failure] = check(results)["vs_baseline"]
+    assert "opd_kl_coef=7" in failure and "3 seeds (0, 1, 2)" in failure and "per seed [" in failure
+
+
+def test_one_unlucky_seed_among_several_does_not_fail(results):
+    # seeds 0 and 1 as recorded (+8.4 points over the baseline); seed 2 lands 15.6 points below it
+    runs = _seeds(results, [0, 0, 120], family_hash="planted-config", opd_kl_coef=7.0)
+    assert runs[2]["paired_delta"]["ci95"][1] < 0  # alone, that seed would fail
+    assert check(results) == PASS
+
+
+def test_seeds_run_again_and_worse_across_the_board_fail_the_previous_record_gate(results):
+    _seeds(results, [0, 2, 4], family_hash="planted-config", opd_kl_coef=7.0)  # the recorded configuration
+    _seeds(results, [60, 55, 65], family_hash="planted-config", opd_kl_coef=7.0)  # the same seeds, run again
     failures = check(results)
-    assert failures["vs_baseline"] == []  # not significantly below the baseline: only the family gate catches it
-    assert len(failures["vs_best_of_family"]) == 1
-    assert "planted-family-regression" in failures["vs_best_of_family"][0]
-    assert "worse than the best run of its family" in failures["vs_best_of_family"][0]
+    assert failures["vs_baseline"] == []  # still above the baseline: only the record gate catches it
+    [failure] = failures["vs_previous_record"]
+    assert "worse than its previous record" in failure and "3 seeds" in failure and "95% CI" in failure
+
+
+def test_one_seed_run_again_and_unlucky_does_not_fail_the_previous_record_gate(results):
+    _seeds(results, [0, 2, 4], family_hash="planted-config", opd_kl_coef=7.0)
+    _seeds(results, [1, 60, 3], family_hash="planted-config", opd_kl_coef=7.0)
+    assert check(results) == PASS
+
+
+def test_a_resumed_finished_run_is_not_a_rerun(results):
+    first = read_rows(results / "runs.jsonl", ())[0]
+    append_row(results / "runs.jsonl", {**first, "row_id": "resumed-row"})  # the same final eval row again
+    assert check(results) == PASS
 
 
 def test_a_drop_within_noise_passes(results):
-    _plant_run(results, flips=3, run_name="planted-noise", seed=7)
-    assert check(results) == {"vs_baseline": [], "vs_best_of_family": []}
+    _seeds(results, [0, 2, 4], family_hash="planted-config", opd_kl_coef=7.0)
+    _seeds(results, [3, 5, 6], family_hash="planted-config", opd_kl_coef=7.0)
+    assert check(results) == PASS
 
 
 def test_thresholds_come_from_conf_and_loosen_the_gate(results):
     assert load_thresholds() == GateThresholds()  # conf/gates.yaml holds the defaults
-    _plant_run(results, flips=60, run_name="planted-family-regression", seed=7)
-    assert check(results, GateThresholds(max_drop_vs_best=0.5))["vs_best_of_family"] == []
+    _seeds(results, [0, 2, 4], family_hash="planted-config", opd_kl_coef=7.0)
+    _seeds(results, [60, 55, 65], family_hash="planted-config", opd_kl_coef=7.0)
+    assert check(results, GateThresholds(max_drop_vs_previous=0.5))["vs_previous_record"] == []
 
 
 def test_small_samples_are_not_gated(results):
-    _plant_run(results, flips=120, run_name="planted", seed=7)
-    assert check(results, GateThresholds(min_n=10_000)) == {"vs_baseline": [], "vs_best_of_family": []}
+    _seeds(results, [110, 120, 130], family_hash="planted-config", opd_kl_coef=7.0)
+    assert check(results, GateThresholds(min_n=10_000)) == PASS
