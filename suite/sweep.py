@@ -35,7 +35,7 @@ from suite.slime.mapping import trainer_record
 from suite.train import launch_distributed
 from suite.training.compat import check_teacher_student
 from suite.training.fit import read_data_report
-from suite.training.heldout import heldout_reverse_kl
+from suite.training.heldout import cached_heldout_reverse_kl
 from suite.training.run_clock import RunClock
 from suite.training.trainer import OPDTrainer, make_teacher, read_metrics
 
@@ -73,14 +73,14 @@ def _run_job(cfg: SuiteConfig, command: str, clock: RunClock) -> dict:
         if cfg.trainer.teacher_backend == "sglang":  # start the teacher's server for this job (or attach)
             url = stack.enter_context(SGLangServer(cfg.teacher, cfg.serve))
         teacher = make_teacher(cfg, url)
-        kl_before = heldout_reverse_kl(cfg, cfg.student.path, teacher)
+        kl_before = cached_heldout_reverse_kl(cfg, cfg.student.path, teacher, Path(cfg.results_dir))  # once a sweep
         with clock.training():
             if cfg.trainer.distributed == "fsdp":  # the ranks hold their own teachers (or share the server)
                 served = dataclasses.replace(cfg, serve=dataclasses.replace(cfg.serve, url=url)) if url else cfg
                 checkpoint = launch_distributed(served, run_dir)
             else:
                 checkpoint = OPDTrainer(cfg, run_dir, teacher=teacher).train()
-        kl_after = heldout_reverse_kl(cfg, checkpoint, teacher)
+        kl_after = cached_heldout_reverse_kl(cfg, checkpoint, teacher, Path(cfg.results_dir))
     after = cached_eval(cfg, str(checkpoint), command)
     return record_run(cfg, run_dir, checkpoint, (before, after, teacher_row), (kl_before, kl_after), clock.totals(),
                       command)

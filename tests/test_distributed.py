@@ -20,6 +20,7 @@ def test_two_process_fsdp_step_equals_the_one_process_step(tmp_path, estimator):
                  "trainer.advantage_mode=raw"]
     one = OPDTrainer(tiny_cfg(*overrides), tmp_path / "one")
     one.setup()
+    one.head.share_prompts = False  # the same forward as the FSDP ranks (shared prompts: tests/test_update.py)
     torch.manual_seed(5)
     batch, group = one.rollout()
     scores = one.score_teacher(batch)
@@ -27,7 +28,7 @@ def test_two_process_fsdp_step_equals_the_one_process_step(tmp_path, estimator):
     torch.save({"batch": batch, "scores": scores, "adv_B": adv_B, "run_dir": str(tmp_path / "two")}, tmp_path / "in.pt")
     result = one.update(batch, scores, adv_B)
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(REPO_ROOT / "tests" / "workers" / "fsdp_update.py"), str(tmp_path / "in.pt"), str(tmp_path / "out.pt"),
            *overrides]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}

@@ -27,7 +27,7 @@ from suite.paths import REPO_ROOT
 from suite.serving.server import SGLangServer
 from suite.slime.plan import (SlimeNotFound, SlimePlan, build_plan, check_flags, converter_command, find_slime,
                               identity, is_dry_run, not_found_message, write_plan)
-from suite.training.heldout import heldout_reverse_kl
+from suite.training.heldout import cached_heldout_reverse_kl
 from suite.training.trainer import make_teacher
 
 TRACKER = "latest_checkpointed_iteration.txt"  # Megatron writes it once an iteration's save is complete
@@ -124,7 +124,9 @@ def heldout_kl_before_after(cfg: SuiteConfig, checkpoint: Path) -> tuple[float, 
         url = stack.enter_context(SGLangServer(cfg.teacher, cfg.serve)) if cfg.trainer.teacher_backend == "sglang" \
             else None
         teacher = make_teacher(cfg, url)
-        return heldout_reverse_kl(cfg, cfg.student.path, teacher), heldout_reverse_kl(cfg, checkpoint, teacher)
+        results = Path(cfg.results_dir)
+        return (cached_heldout_reverse_kl(cfg, cfg.student.path, teacher, results),
+                cached_heldout_reverse_kl(cfg, checkpoint, teacher, results))
 
 
 def summary(cfg: SuiteConfig, plan: SlimePlan, info: dict) -> str:

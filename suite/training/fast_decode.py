@@ -123,6 +123,92 @@ def _fuse(owner, names: tuple[str, ...], attr: str) -> None:
     object.__setattr__(owner, attr, buffer)  # a plain attribute: not a parameter or buffer of the module
 
 
+def _qkv(layer, h_B_S_H, cos, sin, fn, eps: float, fused: bool):
+    """Queries, keys (normed, rotated) and values of the normalised input ``h``, heads first. ``fused`` uses
+    the q/k/v weights' shared buffer (one matmul; no gradient reaches the parameters through it)."""
+    attn = layer.self_attn
+    B, S, _ = h_B_S_H.shape
+    D = attn.head_dim
+    qkv = getattr(attn, "fused_qkv", None) if fused else None
+    if qkv is not None:
+        q, k, v = F.linear(h_B_S_H, qkv).split(
+            [attn.q_proj.weight.shape[0], attn.k_proj.weight.shape[0], attn.v_proj.weight.shape[0]], dim=-1)
+    else:
+        q, k, v = attn.q_proj(h_B_S_H), attn.k_proj(h_B_S_H), attn.v_proj(h_B_S_H)
+    q, k, v = q.reshape(B, S, -1, D), k.reshape(B, S, -1, D), v.reshape(B, S, -1, D).transpose(1, 2)
+    q, k = fn["qk_norm_rope"](q, k, attn.q_norm.weight, attn.k_norm.weight, cos, sin, eps)
+    return q, k, v
+
+
+def run_layers(model, x_B_S_H, cos, sin, attend_fn, fn=POINTWISE, fused: bool = False):
+    """Every decoder layer on S new tokens per row (the HF model's own weights and linear modules);
+    ``attend_fn(i, q, k, v)`` returns layer i's attention output (and may store K/V). Returns the final
+    norm's output, (B, S, H). Differentiable unless ``fused`` (decode only)."""
+    decoder = model.get_decoder()
+    layers, eps = decoder.layers, model.config.rms_norm_eps
+    B, S, _ = x_B_S_H.shape
+    h = fn["rms_norm"](x_B_S_H, layers[0].input_layernorm.weight, eps)
+    for i, layer in enumerate(layers):
+        q, k, v = _qkv(layer, h, cos, sin, fn, eps, fused)
+        out = attend_fn(i, q, k, v)
+        attn_out = layer.self_attn.o_proj(out.transpose(1, 2).reshape(B, S, -1))
+        x_B_S_H, h = fn["add_rms_norm"](x_B_S_H, attn_out, layer.post_attention_layernorm.weight, eps)
+        mlp = layer.mlp
+        gate_up = getattr(mlp, "fused_gate_up", None) if fused else None
+        gate, up = F.linear(h, gate_up).chunk(2, dim=-1) if gate_up is not None else (mlp.gate_proj(h), mlp.up_proj(h))
+        mlp_out = mlp.down_proj(fn["silu_mul"](gate, up))
+        next_norm = layers[i + 1].input_layernorm.weight if i + 1 < len(layers) else decoder.norm.weight
+        x_B_S_H, h = fn["add_rms_norm"](x_B_S_H, mlp_out, next_norm, eps)
+    return h
+
+
+def shared_prompt_hidden(model, batch) -> torch.Tensor:
+    """Final hidden states predicting each response token of ``batch`` (a RolloutBatch), (B, T, H), as
+    :func:`suite.training.policy.response_hidden` computes them, but each distinct prompt (a prompt's
+    samples are adjacent rows) runs through the layers once and its keys and values are shared by its
+    samples' responses (gradients from every sample flow back into it). With 4 samples a prompt and
+    prompts ~3/4 of the tokens (the toy world), this is about half the work of one forward over every row.
+    """
+    P, T = batch.prompt_width, batch.response_mask_B_T.shape[1]
+    prompts_B_P, masks_B_P = batch.input_ids_B_L[:, :P], batch.attention_mask_B_L[:, :P]
+    B, device = prompts_B_P.shape[0], prompts_B_P.device
+    new_B = torch.ones(B, dtype=torch.bool, device=device)
+    new_B[1:] = (prompts_B_P[1:] != prompts_B_P[:-1]).any(1) | (masks_B_P[1:] != masks_B_P[:-1]).any(1)
+    first_U = new_B.nonzero().squeeze(-1)
+    counts_U = torch.diff(torch.cat([first_U, torch.tensor([B], device=device)]))
+    rep = lambda x: x.repeat_interleave(counts_U, dim=0)  # noqa: E731
+    ids_U_P, mask_U_P = prompts_B_P[first_U], masks_B_P[first_U].bool()
+    decoder = model.get_decoder()
+
+    pos_U_P = (mask_U_P.long().cumsum(-1) - 1).clamp(min=0)
+    causal_P_P = torch.ones(P, P, dtype=torch.bool, device=device).tril()
+    pads_see_themselves = torch.eye(P, dtype=torch.bool, device=device)  # no fully masked row (NaN)
+    mask_U_1_P_P = (causal_P_P & (mask_U_P[:, None, :] | pads_see_themselves))[:, None]
+    x = decoder.embed_tokens(ids_U_P)
+    cos, sin = decoder.rotary_emb(x, pos_U_P)
+    prompt_kv = []
+
+    def over_prompt(i, q, k, v):
+        prompt_kv.append((k, v))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask_U_1_P_P, enable_gqa=True)
+
+    h_U_P_H = run_layers(model, x, cos, sin, over_prompt)
+
+    pos_B_T = rep(pos_U_P[:, -1:] + 1) + torch.arange(T, device=device)[None]
+    causal_T_T = torch.ones(T, T, dtype=torch.bool, device=device).tril()
+    mask_B_1_T_L = torch.cat([rep(mask_U_P)[:, None, :].expand(B, T, P), causal_T_T.expand(B, T, T)], dim=-1)[:, None]
+    x = decoder.embed_tokens(batch.response_ids_B_T)
+    cos, sin = decoder.rotary_emb(x, pos_B_T)
+
+    def over_prompt_and_response(i, q, k, v):
+        pk, pv = prompt_kv[i]
+        return F.scaled_dot_product_attention(q, torch.cat([rep(pk), k], dim=2), torch.cat([rep(pv), v], dim=2),
+                                              attn_mask=mask_B_1_T_L, enable_gqa=True)
+
+    h_B_T_H = run_layers(model, x, cos, sin, over_prompt_and_response)
+    return torch.cat([rep(h_U_P_H[:, -1:]), h_B_T_H[:, :-1]], dim=1)
+
+
 def supports(model) -> bool:
     """Qwen3-architecture decoders (the toy models and every Qwen3 config here)."""
     return getattr(model.config, "model_type", None) == "qwen3"
@@ -156,46 +242,14 @@ class StaticDecoder:
         self.use_graphs = use_graphs and self.device.type == "cuda"
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.pool = None
-        self.eps = cfg.rms_norm_eps
         self.attention = attention if attention != "auto" else ("sdpa" if self.device.type == "cuda" else "matmul")
         self.fn = dict(POINTWISE)
         if self.use_graphs:  # fused kernels for the decode step (compiled at the first warm-up, before capture)
             self.fn.update({name: torch.compile(f, dynamic=False, fullgraph=True) for name, f in POINTWISE.items()})
 
     # ------------------------------------------------------------------------------ the forward pass
-    def _qkv(self, layer, h_B_S_H, cos, sin):
-        """Queries, keys (normed, rotated) and values of the normalised input ``h``, heads first."""
-        attn, fn = layer.self_attn, self.fn
-        B, S, _ = h_B_S_H.shape
-        D = attn.head_dim
-        fused = getattr(attn, "fused_qkv", None)
-        if fused is not None:
-            q, k, v = F.linear(h_B_S_H, fused).split(
-                [attn.q_proj.weight.shape[0], attn.k_proj.weight.shape[0], attn.v_proj.weight.shape[0]], dim=-1)
-        else:
-            q, k, v = attn.q_proj(h_B_S_H), attn.k_proj(h_B_S_H), attn.v_proj(h_B_S_H)
-        q, k, v = q.reshape(B, S, -1, D), k.reshape(B, S, -1, D), v.reshape(B, S, -1, D).transpose(1, 2)
-        q, k = fn["qk_norm_rope"](q, k, attn.q_norm.weight, attn.k_norm.weight, cos, sin, self.eps)
-        return q, k, v
-
     def _layers(self, x_B_S_H, cos, sin, attend_fn):
-        """Every layer on S new tokens; ``attend_fn(i, q, k, v)`` stores K/V and returns the attention output.
-        Returns the final norm's output."""
-        fn, layers = self.fn, self.decoder.layers
-        B, S, _ = x_B_S_H.shape
-        h = fn["rms_norm"](x_B_S_H, layers[0].input_layernorm.weight, self.eps)
-        for i, layer in enumerate(layers):
-            q, k, v = self._qkv(layer, h, cos, sin)
-            out = attend_fn(i, q, k, v)
-            attn_out = layer.self_attn.o_proj(out.transpose(1, 2).reshape(B, S, -1))
-            x_B_S_H, h = fn["add_rms_norm"](x_B_S_H, attn_out, layer.post_attention_layernorm.weight, self.eps)
-            mlp = layer.mlp
-            fused = getattr(mlp, "fused_gate_up", None)
-            gate, up = F.linear(h, fused).chunk(2, dim=-1) if fused is not None else (mlp.gate_proj(h), mlp.up_proj(h))
-            mlp_out = mlp.down_proj(fn["silu_mul"](gate, up))
-            next_norm = layers[i + 1].input_layernorm.weight if i + 1 < len(layers) else self.decoder.norm.weight
-            x_B_S_H, h = fn["add_rms_norm"](x_B_S_H, mlp_out, next_norm, self.eps)
-        return h
+        return run_layers(self.model, x_B_S_H, cos, sin, attend_fn, self.fn, fused=True)
 
     def _sample(self, h_B_H) -> None:
         """Exact sampling from softmax(logits / T) into ``next_B``, with its log-prob into ``next_logp_B``."""

@@ -31,7 +31,7 @@ def heldout_reverse_kl(cfg: SuiteConfig, model_path: str | Path, teacher) -> flo
     model = load_causal_lm(str(model_path), precision.compute, device).eval()
     if fast_decode.supports(model):
         fast_decode.fuse_projections(model)
-    head, tok = PolicyHead(model, t.lm_head_chunk), AutoTokenizer.from_pretrained(model_path)
+    head, tok = PolicyHead(model, t.lm_head_chunk, share_prompts=True), AutoTokenizer.from_pretrained(model_path)
     engine = make_engine(t.rollout_engine, model, tok, precision.compute, device, share_weights=True)
     prompts = heldout_rows(cfg, tok)[: t.kl_eval_prompts]  # validated; prompts that fit the context
     torch.manual_seed(cfg.seed + 12345)
@@ -52,3 +52,45 @@ def heldout_reverse_kl(cfg: SuiteConfig, model_path: str | Path, teacher) -> flo
                 total += (stats.logp_N.cpu() - scores.logp_B_T[a : a + micro, : keep.shape[1]][keep]).sum().item()
             tokens += keep.sum().item()
     return total / max(tokens, 1.0)
+
+
+HELDOUT_FILE = "heldout_kl.jsonl"
+
+
+def heldout_key(cfg: SuiteConfig, model_path: str | Path) -> str:
+    """What makes two held-out KL measurements the same: the model measured (by weights), the teacher,
+    the task's eval rows, the sampling (seed, length, thinking, sampler) and how the teacher is asked."""
+    import hashlib
+    import json
+    from dataclasses import replace
+
+    from suite.config import model_identity, task_version
+    from suite.data import eval_rows, rows_fingerprint
+
+    t = cfg.trainer
+    key = {"model": model_identity(replace(cfg.student, path=str(model_path))), "teacher": model_identity(cfg.teacher),
+           "task": cfg.task.name, "version": task_version(cfg.task.name),
+           "rows": rows_fingerprint(eval_rows(cfg.task.name, cfg.task.source, cfg.task.on_bad_rows)),
+           "prompts": t.kl_eval_prompts, "max_new_tokens": t.rollout_max_response_len, "seed": cfg.seed,
+           "teacher_backend": t.teacher_backend, "engine": t.rollout_engine}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cached_heldout_reverse_kl(cfg: SuiteConfig, model_path: str | Path, teacher, results_dir: Path) -> float:
+    """:func:`heldout_reverse_kl`, computed once per key across a sweep's jobs (the baseline's "before"
+    is the same for every coefficient of a seed) and recorded in ``results/heldout_kl.jsonl``."""
+    from datetime import datetime, timezone
+
+    from suite.results import append_row, locked, read_rows
+
+    path, key = Path(results_dir) / HELDOUT_FILE, heldout_key(cfg, model_path)
+    with locked(Path(results_dir) / ".heldout_kl.lock"):
+        found = [r for r in read_rows(path, required=("key", "reverse_kl")) if r["key"] == key]
+        if found:
+            return found[-1]["reverse_kl"]
+        value = heldout_reverse_kl(cfg, model_path, teacher)
+        from suite.config import machine_free_path
+
+        append_row(path, {"key": key, "reverse_kl": value, "model": machine_free_path(str(model_path)), "seed": cfg.seed,
+                          "prompts": cfg.trainer.kl_eval_prompts, "created": datetime.now(timezone.utc).isoformat()})
+        return value

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from suite.training import fast_decode
 from suite.training.lm_head import DEFAULT_CHUNK, TeacherDistribution, TokenStats, token_stats
 from suite.training.rollout import RolloutBatch
 
@@ -98,13 +99,17 @@ class PolicyHead(torch.nn.Module):
     head reads it outside the HF model's own ``forward``).
     """
 
-    def __init__(self, model, chunk_size: int = DEFAULT_CHUNK):
+    def __init__(self, model, chunk_size: int = DEFAULT_CHUNK, share_prompts: bool = False):
+        """``share_prompts``: run each distinct prompt once for its samples (:func:`fast_decode.shared_prompt_hidden`;
+        Qwen3, one process, no activation checkpointing: it calls the layers' modules itself)."""
         super().__init__()
         self.model, self.chunk_size = model, chunk_size
+        self.share_prompts = share_prompts and fast_decode.supports(model)
 
     def forward(self, batch: RolloutBatch, teacher: TeacherDistribution | None = None,
                 compute_dtype: torch.dtype | None = None) -> TokenStats:
-        hidden_B_T_H = response_hidden(self.model, batch)
+        hidden_B_T_H = (fast_decode.shared_prompt_hidden(self.model, batch) if self.share_prompts
+                        else response_hidden(self.model, batch))
         mask = batch.response_mask_B_T.bool()
         hidden_N_H = hidden_B_T_H[mask]
         return token_stats(hidden_N_H, output_weight(self.model), batch.response_ids_B_T[mask], teacher,

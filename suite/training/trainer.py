@@ -101,7 +101,8 @@ class OPDTrainer:
             fast_decode.cast_parameters(model, self.precision.compute)  # buffers (rotary frequencies) stay float32
         if self.t.activation_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        self.head = PolicyHead(model, self.t.lm_head_chunk)
+        self.head = PolicyHead(model, self.t.lm_head_chunk,
+                               share_prompts=not self.dist.enabled and not self.t.activation_checkpointing)
         if self.dist.enabled:
             shard(self.head, self.precision.compute)
         self.tok = AutoTokenizer.from_pretrained(source if ckpts or not student.tokenizer else student.tokenizer)

@@ -181,7 +181,7 @@ def test_training_run_survives_a_server_restart(server, tmp_path, monkeypatch):
     OPDTrainer(cfg, tmp_path / "outage").train()
     restart.join()  # the restarted server finished its warm-up
     assert len(calls) == 3 and is_healthy(server.url)
-    timing = {"rollout_tok_s", "teacher_tok_s", "train_tok_s", "step_seconds"}
+    from tests.test_trainer import TIMING as timing
     strip = lambda ms: [{k: v for k, v in m.items() if k not in timing} for m in ms]  # noqa: E731
     ref, got = strip(read_metrics(tmp_path / "reference")), strip(read_metrics(tmp_path / "outage"))
     assert [m["step"] for m in got] == [1, 2, 3] and got == ref
