@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from suite.bench import opd_step, rollout, teacher_scoring
+from suite.bench import opd_step, rollout, teacher_scoring, trl
 
-BENCHMARKS = {"teacher_scoring": teacher_scoring.main, "rollout": rollout.main, "opd_step": opd_step.main}
+BENCHMARKS = {"teacher_scoring": teacher_scoring.main, "rollout": rollout.main, "opd_step": opd_step.main,
+              "trl": trl.main}
 
 
 def main(argv: list[str] | None = None) -> None:
