@@ -113,8 +113,12 @@ def _plant_seed(results, template: dict, seed: int, flips: int, start: int = 0) 
 
 @pytest.fixture
 def planted(tmp_path):
+    """The recorded results with their seed-0 runs only: the tests plant other seeds themselves."""
+    from tests.gates.test_gates import keep_seed_zero
+
     results = tmp_path / "results"
     shutil.copytree(RESULTS_DIR, results, ignore=shutil.ignore_patterns("leaderboard.*", "plots"))
+    keep_seed_zero(results)
     return results
 
 
