@@ -6,6 +6,7 @@
 #   bash scripts/bench_gpu.sh rollout-b    # the same at 2048 new tokens
 #   bash scripts/bench_gpu.sh step-1gpu    # OPD step, 1.7B student + 4B teacher, 16 x 4 x 2048, sampled and full
 #   bash scripts/bench_gpu.sh step-2gpu    # OPD step, 4B student + 8B teacher on two GPUs (FSDP), sampled and full
+#   bash scripts/bench_gpu.sh scaling-N    # weak scaling: 16 x 4 per GPU on N GPUs (N = 2, 4, 8; one host)
 # On a machine without network, carry the wheels of hydra-core, omegaconf, antlr4-python3-runtime,
 # datasets, dill and multiprocess in .whl/ (the device tool's README shows how); they are installed here.
 set -euo pipefail
@@ -52,5 +53,11 @@ case "${1:-}" in
       torchrun --standalone --nproc_per_node 2 -m suite.bench opd_step --out "$out" $common \
         student=qwen3_4b_shape teacher=qwen3_8b_shape trainer.opd_estimator=$est trainer.distributed=fsdp trainer.num_gpus=2
     done ;;
-  *) echo "usage: bash scripts/bench_gpu.sh {env,rollout-a,rollout-b,step-1gpu,step-2gpu}"; exit 2 ;;
+  scaling-*)  # weak scaling (issue 14): 16 prompts x 4 samples per GPU, 4B student + 8B teacher, N = the suffix
+    n=${1#scaling-}
+    torchrun --standalone --nproc_per_node "$n" -m suite.bench opd_step --out "$out" $common \
+      student=qwen3_4b_shape teacher=qwen3_8b_shape trainer.opd_estimator=sampled trainer.distributed=fsdp \
+      trainer.num_gpus="$n" trainer.rollout_batch_size=$((16 * n)) trainer.global_batch_size=$((64 * n))
+    for f in "$out"/opd_step-qwen3-4b-shape-qwen3-8b-shape-sampled-"$n"gpu.json; do cp "$f" "${f%.json}-weak.json"; done ;;
+  *) echo "usage: bash scripts/bench_gpu.sh {env,rollout-a,rollout-b,step-1gpu,step-2gpu,final-1gpu,attention-1gpu,profile-1gpu,scaling-N}"; exit 2 ;;
 esac
