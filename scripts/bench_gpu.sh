@@ -55,7 +55,7 @@ case "${1:-}" in
     done ;;
   scaling-*)  # weak scaling (issue 14): 16 prompts x 4 samples per GPU, 4B student + 8B teacher, N = the suffix
     n=${1#scaling-}
-    torchrun --standalone --nproc_per_node "$n" -m suite.bench opd_step --out "$out" $common \
+    torchrun --standalone --nproc_per_node "$n" -m suite.bench opd_step --steps "${STEPS:-2}" --out "$out" $common \
       student=qwen3_4b_shape teacher=qwen3_8b_shape trainer.opd_estimator=sampled trainer.distributed=fsdp \
       trainer.num_gpus="$n" trainer.rollout_batch_size=$((16 * n)) trainer.global_batch_size=$((64 * n))
     for f in "$out"/opd_step-qwen3-4b-shape-qwen3-8b-shape-sampled-"$n"gpu.json; do cp "$f" "${f%.json}-weak.json"; done ;;
