@@ -7,8 +7,8 @@
 #   bash scripts/bench_gpu.sh step-1gpu    # OPD step, 1.7B student + 4B teacher, 16 x 4 x 2048, sampled and full
 #   bash scripts/bench_gpu.sh step-2gpu    # OPD step, 4B student + 8B teacher on two GPUs (FSDP), sampled and full
 #   bash scripts/bench_gpu.sh scaling-N    # weak scaling: 16 x 4 per GPU on N GPUs (N = 2, 4, 8; one host)
-# On a machine without network, carry the wheels of hydra-core, omegaconf, antlr4-python3-runtime,
-# datasets, dill and multiprocess in .whl/ (the device tool's README shows how); they are installed here.
+# On a machine without network, carry the wheels of hydra-core, hydra-joblib-launcher, omegaconf,
+# antlr4-python3-runtime, datasets, dill and multiprocess in .whl/ (the device tool's README shows how); they are installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
