@@ -36,11 +36,12 @@ def test_run_names_differ_across_coefficients_and_agree_for_1_and_1_0():
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+@pytest.mark.parametrize("launcher", [pytest.param("basic", marks=pytest.mark.slow), "parallel"])
 def test_multirun_end_to_end(tmp_path, launcher):
+    """The default launcher (parallel processes) in the default tier; the basic one with the rebuild."""
     cmd = [sys.executable, "-m", "suite.sweep", "-m", "opd_kl_coef=0.5,2", *TINY, f"hydra/launcher={launcher}",
            f"results_dir={tmp_path}/results", f"runs_dir={tmp_path}/runs", f"hydra.sweep.dir={tmp_path}/multirun"]
-    if launcher == "joblib":
+    if launcher == "parallel":
         cmd.append("hydra.launcher.n_jobs=2")
     proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -144,12 +144,14 @@ def test_sweep_job_starts_its_own_server_and_trains_against_it(tmp_path):
     assert not is_healthy(f"http://127.0.0.1:{cfg.serve.port}")  # the job stopped the server it started
 
 
-def test_lm_eval_through_sglang_equals_hf_on_the_teacher(tmp_path):
+def test_lm_eval_through_sglang_equals_hf_on_the_teacher(server, tmp_path):
+    """backend=sglang attached to the server already serving the teacher (serve.url): the model evaluated.
+    (Starting a server for an evaluation is the same SGLangServer that test_sweep_job_starts_its_own... checks.)"""
     from suite.evaluation.harness import evaluate
 
     common = ["model=teacher", "task.limit=100", f"results_dir={tmp_path}"]
     hf = evaluate(_cfg(*common), command="hf")
-    sg = evaluate(_cfg(*common, "backend=sglang", f"serve.port={_free_port()}"), command="sglang")
+    sg = evaluate(_cfg(*common, "backend=sglang", f"serve.url={server.url}"), command="sglang")
     assert sg["n"] == hf["n"] == 100 and sg["accuracy"] == hf["accuracy"]
     answers = {}
     for row in (hf, sg):
