@@ -14,7 +14,7 @@ from suite.training.trainer import OPDTrainer
 from tests.test_trainer import tiny_cfg
 
 
-@pytest.mark.parametrize("estimator", ["full", "sampled"])
+@pytest.mark.parametrize("estimator", ["full", pytest.param("sampled", marks=pytest.mark.slow)])
 def test_two_process_fsdp_step_equals_the_one_process_step(tmp_path, estimator):
     overrides = [f"trainer.opd_estimator={estimator}", "trainer.micro_batch_size=2", "trainer.global_batch_size=8",
                  "trainer.advantage_mode=raw"]

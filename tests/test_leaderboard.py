@@ -166,6 +166,7 @@ def test_single_seed_lines_draw_no_verdict_and_replicated_lines_do(planted):
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # with the rebuild: the committed 3-seed results exercise aggregation in the default tier
 def test_a_two_seed_sweep_aggregates_real_rows(tmp_path):
     """The tiny sweep with seed=0,1 (task.limit=40): one configuration, one line, two seeds."""
     tiny = ["trainer.num_rollout=2", "trainer.rollout_batch_size=4", "trainer.n_samples_per_prompt=2",
