@@ -24,9 +24,10 @@ demo: setup
 toy: setup
 	$(VENV)/bin/python -m suite.toyworld.build
 
-# Tests of one file share a worker (--dist loadfile): the SGLang tier's server fixture is per module.
+# Tests spread over the cores one by one; the SGLang tier's tests stay on one worker (xdist_group), with
+# its one server.
 test: setup
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/python -m pytest -m "not slow" -n auto --dist loadfile
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/python -m pytest -m "not slow" -n auto --dist loadgroup
 
 test-slow: setup
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/python -m pytest -m slow

@@ -30,6 +30,7 @@ def _sglang_env_ready() -> bool:
 
 pytestmark = [
     pytest.mark.sglang,
+    pytest.mark.xdist_group("sglang"),  # one worker, one module server (make test: --dist loadgroup)
     pytest.mark.skipif(not _sglang_env_ready(), reason="SGLang CPU env absent: run `bash scripts/setup_sglang_cpu.sh`"),
 ]
 
