@@ -15,7 +15,7 @@ import pytest
 
 from suite.paths import REPO_ROOT
 
-BOUND_MB = 1000  # extra peak RSS of one update over 512 tokens (measured here: chunked ~0.35-0.45 GB, unchunked ~3.5 GB)
+BOUND_MB = 1000  # extra peak RSS of one update over 512 tokens (measured here: chunked ~0.43 GB, unchunked ~2.9 GB)
 
 
 def _tiny_qwen3_config(path):

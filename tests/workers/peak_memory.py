@@ -2,7 +2,7 @@
 
     python tests/workers/peak_memory.py {chunked,unchunked} CONFIG_DIR OUT.json
 
-A 2-layer, 64-wide Qwen3 with the real vocabulary (151,936) and the real tokenizer, random weights;
+A 2-layer, 64-wide Qwen3 with the real vocabulary (151,936) and the real tokenizer, random weights, toy prompts;
 4 sequences x 128 response tokens (512 tokens), full-vocabulary reverse KL. ``chunked`` runs the
 trainer's update; ``unchunked`` the whole-(tokens x vocab) computation the trainer used to do, as the
 reference the bound must exclude.
@@ -29,7 +29,7 @@ def main(mode: str, config_dir: str, out: str) -> None:
     tok = "student.tokenizer=${repo:artifacts/qwen3/tokenizer}"
     cfg = tiny_cfg(*model, tok, "trainer.opd_estimator=full", "trainer.rollout_batch_size=2",
                    "trainer.n_samples_per_prompt=2", "trainer.rollout_max_response_len=128", "trainer.lm_head_chunk=32",
-                   "task.name=dapo_math", "task.source=local")
+                   "task.name=toy_arith")
     trainer = OPDTrainer(cfg, out + ".run")
     trainer.setup()
     torch.manual_seed(0)
