@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
 
 import pytest
 
@@ -18,8 +17,9 @@ from suite.reporting.contamination import overlap_report
 from suite.data import near_duplicates
 from suite.reporting.leaderboard import write_leaderboard
 from suite.paths import REPO_ROOT, RESULTS_DIR
-from suite.results import append_row, read_rows, write_jsonl_atomic
-from suite.stats import seed_aggregate, wilson_interval
+from suite.results import append_row, read_rows
+from suite.stats import seed_aggregate
+from tests.planting import keep_seed_zero, plant_final_eval
 
 
 @pytest.fixture(scope="module")
@@ -88,25 +88,10 @@ def test_contamination_report_counts_overlap_exactly():
 def _plant_seed(results, template: dict, seed: int, flips: int, start: int = 0) -> dict:
     """Another seed of ``template``'s configuration whose final checkpoint got ``flips`` more problems wrong
     (the first ``flips`` correct ones from problem ``start`` on)."""
-    evals = {r["row_id"]: r for r in read_rows(results / "evals.jsonl")}
-    final = evals[template["final_row"]]
-    samples = [json.loads(x) for x in (results / final["samples_file"]).read_text().splitlines()]
-    order = list(range(start, len(samples))) + list(range(start))
-    flipped = 0
-    for i in order:
-        if samples[i]["correct"] and flipped < flips:
-            samples[i].update(correct=0, n_correct=0, correct_flexible=0, n_correct_flexible=0)
-            flipped += 1
-    new_id = f"planted-{uuid.uuid4().hex[:8]}"
-    write_jsonl_atomic(results / "samples" / f"{new_id}.jsonl", samples)
-    correct = sum(s["correct"] for s in samples)
-    flex = sum(s["correct_flexible"] for s in samples)
-    append_row(results / "evals.jsonl", {
-        **final, "row_id": new_id, "samples_file": f"samples/{new_id}.jsonl", "correct": correct,
-        "accuracy": correct / len(samples), "ci95": list(wilson_interval(correct, len(samples))),
-        "flexible": {**final["flexible"], "correct": flex, "accuracy": flex / len(samples)}})
+    _, planted = plant_final_eval(results, template, flips, start)
     name = template["run_name"].replace(f"-s{template['seed']}-", f"-s{seed}-")
-    run = {**template, "row_id": f"run-{new_id}", "run_name": name, "seed": seed, "final_row": new_id}
+    run = {**template, "row_id": f"run-{planted['row_id']}", "run_name": name, "seed": seed,
+           "final_row": planted["row_id"]}
     append_row(results / "runs.jsonl", run)
     return run
 
@@ -114,8 +99,6 @@ def _plant_seed(results, template: dict, seed: int, flips: int, start: int = 0) 
 @pytest.fixture
 def planted(tmp_path):
     """The recorded results with their seed-0 runs only: the tests plant other seeds themselves."""
-    from tests.gates.test_gates import keep_seed_zero
-
     results = tmp_path / "results"
     shutil.copytree(RESULTS_DIR, results, ignore=shutil.ignore_patterns("leaderboard.*", "plots"))
     keep_seed_zero(results)

@@ -12,8 +12,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from suite.paths import REPO_ROOT
 
 BOUND_MB = 1000  # extra peak RSS of one update over 512 tokens (measured here: chunked ~0.43 GB, unchunked ~2.9 GB)

@@ -16,7 +16,6 @@ import atexit
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request

@@ -108,7 +108,7 @@ def build(cfg: ToyBuildConfig = ToyBuildConfig(), models_dir: Path = TOY_MODELS_
     torch.use_deterministic_algorithms(True)
     start = time.time()
     rows = write_splits(cfg, data_dir)
-    log(f"splits: " + ", ".join(f"{k} {len(v)}" for k, v in rows.items()) + f" -> {data_dir}")
+    log("splits: " + ", ".join(f"{k} {len(v)}" for k, v in rows.items()) + f" -> {data_dir}")
     models_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".toy-build-", dir=models_dir.parent))
     tok_dir = staging / "tokenizer"

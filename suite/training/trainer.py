@@ -41,7 +41,7 @@ from suite.config import SuiteConfig
 from suite.results import append_row, read_rows, write_jsonl_atomic
 from suite.scoring import score
 from suite.training import fast_decode, opd_math
-from suite.training.distributed import DistContext, copy_weights, full_state_dict, full_tensor, shard
+from suite.training.distributed import DistContext, full_state_dict, full_tensor, shard
 from suite.training.engine import make_engine
 from suite.training.fit import trainable_rows
 from suite.training.policy import PolicyHead, Precision, dtype_of, load_causal_lm, rows, sequence_logprobs

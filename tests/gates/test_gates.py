@@ -3,9 +3,7 @@
 defect). Gates read configurations with their seeds folded in: one unlucky seed does not fail a gate, a
 drop shared by the seeds does."""
 
-import json
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -13,8 +11,8 @@ import pytest
 from suite.reporting.gates import GateThresholds, check, load_thresholds
 from suite.reporting.leaderboard import paired_delta
 from suite.paths import RESULTS_DIR
-from suite.results import append_row, read_rows, write_jsonl_atomic
-from suite.stats import wilson_interval
+from suite.results import append_row, read_rows
+from tests.planting import keep_seed_zero, plant_final_eval
 
 pytestmark = pytest.mark.gates
 PASS = {"vs_baseline": [], "vs_previous_record": []}
@@ -35,36 +33,23 @@ def results(tmp_path) -> Path:
     return tmp_path / "results"
 
 
-def keep_seed_zero(results: Path) -> None:
-    runs = [r for r in read_rows(results / "runs.jsonl", ()) if r["seed"] == 0]
-    write_jsonl_atomic(results / "runs.jsonl", runs)
-
-
 def _plant(results: Path, flips: int, seed: int, start: int = 0, **changes) -> dict:
     """A run of the first recorded configuration with ``changes`` (another configuration), seed ``seed``, whose
     final checkpoint got ``flips`` of the recorded final checkpoint's correct problems wrong (the first ones
     from problem ``start`` on). Planting the same configuration and seed again is a rerun: the same run name
     (run names do not depend on the machine), appended later."""
     template = read_rows(results / "runs.jsonl", ())[0]
-    evals = {r["row_id"]: r for r in read_rows(results / "evals.jsonl")}
-    final = evals[template["final_row"]]
-    samples = [json.loads(x) for x in (results / final["samples_file"]).read_text().splitlines()]
-    flipped = 0
-    for i in list(range(start, len(samples))) + list(range(start)):
-        if samples[i]["correct"] and flipped < flips:
-            samples[i].update(correct=0, n_correct=0, correct_flexible=0, n_correct_flexible=0)
-            flipped += 1
-    new_id = f"planted-{uuid.uuid4().hex[:8]}"
-    write_jsonl_atomic(results / "samples" / f"{new_id}.jsonl", samples)
-    correct = sum(s["correct"] for s in samples)
-    eval_row = {**final, "row_id": new_id, "samples_file": f"samples/{new_id}.jsonl", "correct": correct,
-                "accuracy": correct / len(samples), "ci95": list(wilson_interval(correct, len(samples)))}
-    append_row(results / "evals.jsonl", eval_row)
+    _, eval_row = plant_final_eval(results, template, flips, start)
     name = f"planted-kl{changes['opd_kl_coef']:g}-s{seed}-{changes['family_hash']}"
-    run = {**template, "row_id": f"run-{new_id}", "final_row": new_id, "seed": seed, "run_name": name, **changes}
-    run["paired_delta"] = paired_delta(results, evals[run["baseline_row"]], eval_row)
+    run = {**template, "row_id": f"run-{eval_row['row_id']}", "final_row": eval_row["row_id"], "seed": seed,
+           "run_name": name, **changes}
+    run["paired_delta"] = paired_delta(results, _eval(results, run["baseline_row"]), eval_row)
     append_row(results / "runs.jsonl", run)
     return run
+
+
+def _eval(results: Path, row_id: str) -> dict:
+    return next(r for r in read_rows(results / "evals.jsonl") if r["row_id"] == row_id)
 
 
 def _seeds(results: Path, flips: list[int], **changes) -> list[dict]:
