@@ -20,8 +20,8 @@ from suite.paths import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 TINY = ["trainer.num_rollout=2", "trainer.rollout_batch_size=4", "trainer.n_samples_per_prompt=2",
-        "trainer.global_batch_size=8", "trainer.save_interval=2", "trainer.kl_eval_prompts=16",
-        "trainer.progress_bar=false", "task.limit=40"]
+        "trainer.global_batch_size=8", "trainer.save_interval=2", "trainer.kl_eval_prompts=8",
+        "trainer.progress_bar=false", "task.limit=20"]
 _CACHED_EVAL = """
 import json, sys
 from hydra import compose, initialize_config_dir

@@ -110,20 +110,6 @@ def test_one_opd_step_matches_the_hf_backend(server, tmp_path):
         assert sg[key] == pytest.approx(hf[key], abs=1e-4), key
 
 
-def test_server_down_then_back_within_the_retry_window(server, batch):
-    client = SGLangTeacher(server.url, retries=2, backoff_s=0.2)
-    before = client.score(batch)
-    server.stop()
-    with pytest.raises(TeacherServerError, match=r"gave up after 3 attempts.*" ):
-        client.score(batch)
-    restarted = threading.Thread(target=server.start)
-    restarted.start()
-    patient = SGLangTeacher(server.url, retries=8, backoff_s=1.0)  # waits up to ~4 min in all
-    after = patient.score(batch)
-    restarted.join()
-    assert torch.equal(before.logp_B_T, after.logp_B_T)
-
-
 def test_attach_to_a_running_server(server):
     cfg = _cfg(f"serve.url={server.url}")
     attached = SGLangServer(cfg.teacher, dataclasses.replace(cfg.serve, startup_timeout_s=10))
@@ -161,8 +147,9 @@ def test_lm_eval_through_sglang_equals_hf_on_the_teacher(server, tmp_path):
     assert answers["hf"] == answers["sglang"]  # same problems right, same final answers
 
 
-def test_training_run_survives_a_server_restart(server, tmp_path, monkeypatch):
-    """The server dies before step 2's scoring and comes back: no step lost, none duplicated, same numbers."""
+def test_server_down_then_back_within_the_retry_window(server, batch, tmp_path, monkeypatch):
+    """The server dies before step 2's scoring: a client with too few retries gives up, naming the attempts;
+    the training run's client waits for the restarted server: no step lost, none duplicated, same numbers."""
     from suite.training.trainer import OPDTrainer, read_metrics
 
     cfg = _cfg("trainer.teacher_backend=sglang", "trainer.opd_estimator=sampled", f"serve.url={server.url}",
@@ -170,6 +157,8 @@ def test_training_run_survives_a_server_restart(server, tmp_path, monkeypatch):
                "trainer.rollout_batch_size=4", "trainer.n_samples_per_prompt=2", "trainer.global_batch_size=8",
                "trainer.progress_bar=false")
     OPDTrainer(cfg, tmp_path / "reference").train()
+    impatient = SGLangTeacher(server.url, retries=2, backoff_s=0.2)
+    before = impatient.score(batch)
 
     calls, original, restart = [], SGLangTeacher.score, threading.Timer(2.0, server.start)
 
@@ -177,6 +166,8 @@ def test_training_run_survives_a_server_restart(server, tmp_path, monkeypatch):
         calls.append(1)
         if len(calls) == 2:  # step 2: kill the server, bring it back while the client retries
             server.stop()
+            with pytest.raises(TeacherServerError, match=r"gave up after 3 attempts"):
+                original(impatient, batch)
             restart.start()
         return original(self, batch, full, topk)
 
@@ -184,6 +175,7 @@ def test_training_run_survives_a_server_restart(server, tmp_path, monkeypatch):
     OPDTrainer(cfg, tmp_path / "outage").train()
     restart.join()  # the restarted server finished its warm-up
     assert len(calls) == 3 and is_healthy(server.url)
+    assert torch.equal(original(impatient, batch).logp_B_T, before.logp_B_T)  # the restarted server scores the same
     from tests.test_trainer import TIMING as timing
     strip = lambda ms: [{k: v for k, v in m.items() if k not in timing} for m in ms]  # noqa: E731
     ref, got = strip(read_metrics(tmp_path / "reference")), strip(read_metrics(tmp_path / "outage"))
