@@ -52,13 +52,20 @@ def _eval(results: Path, row_id: str) -> dict:
     return next(r for r in read_rows(results / "evals.jsonl") if r["row_id"] == row_id)
 
 
+def _gain(results: Path) -> int:
+    """How many more problems the recorded run that ``_plant`` copies got right than its baseline: flipping
+    more than this many lands a planted run below the baseline, whatever the recorded results are."""
+    template = read_rows(results / "runs.jsonl", ())[0]
+    return _eval(results, template["final_row"])["correct"] - _eval(results, template["baseline_row"])["correct"]
+
+
 def _seeds(results: Path, flips: list[int], **changes) -> list[dict]:
     """Seeds 0, 1, 2, ... of one configuration with the given flips, different problems for each seed."""
     return [_plant(results, f, seed=s, start=150 * s, **changes) for s, f in enumerate(flips)]
 
 
 def test_a_single_seed_regression_below_baseline_fails_and_says_one_seed(results):
-    run = _plant(results, flips=120, seed=0, family_hash="planted-config", opd_kl_coef=7.0)
+    run = _plant(results, flips=_gain(results) + 57, seed=0, family_hash="planted-config", opd_kl_coef=7.0)
     failures = check(results)["vs_baseline"]
     assert len(failures) == 1 and run["run_name"] in failures[0] and "worse than its baseline" in failures[0]
     assert "95% CI" in failures[0] and "one seed" in failures[0]
@@ -66,14 +73,15 @@ def test_a_single_seed_regression_below_baseline_fails_and_says_one_seed(results
 
 
 def test_a_regression_shared_by_the_seeds_fails_the_baseline_gate(results):
-    _seeds(results, [110, 120, 130], family_hash="planted-config", opd_kl_coef=7.0)
+    gain = _gain(results)
+    _seeds(results, [gain + 47, gain + 57, gain + 67], family_hash="planted-config", opd_kl_coef=7.0)
     [failure] = check(results)["vs_baseline"]
     assert "opd_kl_coef=7" in failure and "3 seeds (0, 1, 2)" in failure and "per seed [" in failure
 
 
 def test_one_unlucky_seed_among_several_does_not_fail(results):
-    # seeds 0 and 1 as recorded (+8.4 points over the baseline); seed 2 lands 15.6 points below it
-    runs = _seeds(results, [0, 0, 120], family_hash="planted-config", opd_kl_coef=7.0)
+    # seeds 0 and 1 as recorded (above the baseline); seed 2 lands 11.4 points below it
+    runs = _seeds(results, [0, 0, _gain(results) + 57], family_hash="planted-config", opd_kl_coef=7.0)
     assert runs[2]["paired_delta"]["ci95"][1] < 0  # alone, that seed would fail
     assert check(results) == PASS
 
@@ -113,5 +121,6 @@ def test_thresholds_come_from_conf_and_loosen_the_gate(results):
 
 
 def test_small_samples_are_not_gated(results):
-    _seeds(results, [110, 120, 130], family_hash="planted-config", opd_kl_coef=7.0)
+    gain = _gain(results)
+    _seeds(results, [gain + 47, gain + 57, gain + 67], family_hash="planted-config", opd_kl_coef=7.0)
     assert check(results, GateThresholds(min_n=10_000)) == PASS
