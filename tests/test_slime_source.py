@@ -6,6 +6,7 @@ reason, where its source is absent; suite/slime/slime_flags.txt is the checked-i
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,14 @@ def _sglang_dir() -> Path:
         path = Path(spec.origin).parent
     if not (path / "srt" / "server_args.py").is_file():
         pytest.skip(f"{path} has no srt/server_args.py (set SGLANG_DIR to the sglang package directory)")
+    # The flags are SGLang's at the version slime pins; another version lays its arguments out otherwise
+    # (0.5.23, the CPU build here, moved them to srt/arg_groups/), so it proves nothing either way.
+    found = re.search(r"__version__ = version = '([^']+)'", (path / "_version.py").read_text()
+                      if (path / "_version.py").is_file() else "")
+    pinned = read_flag_list().refs["sglang"]
+    if found is None or found.group(1) not in pinned.split():
+        pytest.skip(f"SGLang at {path} is {found.group(1) if found else 'of unknown version'}; slime pins "
+                    f"{pinned!r}: set SGLANG_DIR to that version's sglang package directory")
     return path
 
 
