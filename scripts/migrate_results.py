@@ -33,20 +33,17 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's suite, not another install
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-
-from suite.config import ModelConfig, SuiteConfig, config_hash, family_hash, load_config, run_identity, weights_sha256  # noqa: E402
+from suite.config import ModelConfig, SuiteConfig, compose_config, config_hash, family_hash, run_identity, weights_sha256  # noqa: E402
 from suite.config import task_version  # noqa: E402
 from suite.evaluation.harness import EVALS_FILE, eval_key, eval_rows_sha256, score_responses, summarize  # noqa: E402
 from suite.paths import REPO_ROOT, RESULTS_DIR  # noqa: E402
 from suite.reporting.leaderboard import RUNS_FILE  # noqa: E402
 from suite.reporting.plots import CURVES_DIR  # noqa: E402
-from suite.results import locked, read_rows  # noqa: E402
+from suite.results import locked, read_rows, write_jsonl_atomic  # noqa: E402
 from suite.scoring import SCORING_VERSION  # noqa: E402
 from suite.sweep import run_name  # noqa: E402
 
@@ -62,8 +59,7 @@ def compose_command(command: str) -> SuiteConfig:
     for prefix, config_name in ENTRY_POINTS.items():
         if command.startswith(prefix):
             overrides = [o for o in shlex.split(command[len(prefix):]) if not o.startswith(("-m", "hydra"))]
-            with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-                return load_config(compose(config_name=config_name, overrides=overrides))
+            return compose_config(config_name, overrides)
     raise MigrationError(f"command {command!r} is not a suite.sweep or suite.evaluate command; migrate it by hand")
 
 
@@ -140,18 +136,8 @@ def migrate_eval(results_dir: Path, row: dict, new_names: dict[str, str]) -> dic
                          "eval_rows_sha256": eval_rows_sha256(cfg.task.name, cfg.task.source, cfg.task.limit),
                          "scoring_version": SCORING_VERSION})
     if new is not None:
-        _write_jsonl(results_dir / row["samples_file"], samples, sort_keys=False)
+        write_jsonl_atomic(results_dir / row["samples_file"], samples)
     return new
-
-
-def _write_jsonl(path: Path, rows: list[dict], sort_keys: bool = True) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        for r in rows:
-            f.write(json.dumps(r, sort_keys=sort_keys, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def migrate(results_dir: Path) -> tuple[int, int]:
@@ -168,8 +154,8 @@ def migrate(results_dir: Path) -> tuple[int, int]:
             curve = results_dir / CURVES_DIR / f"{old}.jsonl"
             if curve.exists():
                 os.replace(curve, results_dir / CURVES_DIR / f"{new}.jsonl")
-        _write_jsonl(results_dir / EVALS_FILE, [n or o for o, n in zip(evals, new_evals)])
-        _write_jsonl(results_dir / RUNS_FILE, [n or o for o, n in zip(runs, new_runs)])
+        write_jsonl_atomic(results_dir / EVALS_FILE, [n or o for o, n in zip(evals, new_evals)], sort_keys=True)
+        write_jsonl_atomic(results_dir / RUNS_FILE, [n or o for o, n in zip(runs, new_runs)], sort_keys=True)
     return sum(n is not None for n in new_runs), sum(n is not None for n in new_evals)
 
 

@@ -55,12 +55,12 @@ def _set_aside_torn_tail(fd: int, path: Path) -> None:
     os.ftruncate(fd, start)
 
 
-def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
+def write_jsonl_atomic(path: Path, rows: list[dict], sort_keys: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as f:
         for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            f.write(json.dumps(r, sort_keys=sort_keys, ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
