@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ class FlagList:
         return [tok.split("=", 1)[0] for tok in argv if tok.startswith("--") and tok.split("=", 1)[0] not in known]
 
 
+@functools.cache  # the plan reads it three times per point; the file only changes with a regeneration
 def read_flag_list(path: Path = FLAG_LIST) -> FlagList:
     """Parse ``slime_flags.txt``: ``# ref ORIGIN TEXT`` lines, ``[command]`` sections, ``--flag origin`` lines."""
     refs: dict[str, str] = {}

@@ -72,12 +72,6 @@ def not_found_message(plan_file: Path) -> str:
             f"trainer.slime.slime_dir, or the installed package). The plan is written: {plan_file}")
 
 
-def identity(cfg: SuiteConfig) -> SuiteConfig:
-    """``cfg`` without ``trainer.slime.dry_run``: the plan and the real run are the same run (name, hash)."""
-    slime = dataclasses.replace(cfg.trainer.slime, dry_run=None)
-    return dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, slime=slime))
-
-
 @dataclass
 class SlimePlan:
     run_dir: Path
@@ -207,7 +201,7 @@ def _teacher_lines(cfg: SuiteConfig, plan: SlimePlan) -> list[str]:
 def write_prompt_data(cfg: SuiteConfig, path: Path) -> int:
     """The task's train split as slime's prompt data; returns the number of rows."""
     rows = [{"prompt": r["prompt"], "label": r["label"], "metadata": {"id": r["id"]}}
-            for r in train_rows(cfg.task.name, cfg.task.source)]
+            for r in train_rows(cfg.task.name, cfg.task.source, cfg.task.on_bad_rows)]
     write_jsonl_atomic(path, rows)
     return len(rows)
 

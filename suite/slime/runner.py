@@ -26,7 +26,7 @@ from suite.evaluation.harness import cached_eval, ensure_local_model
 from suite.paths import REPO_ROOT
 from suite.serving.server import SGLangServer
 from suite.slime.plan import (SlimeNotFound, SlimePlan, build_plan, check_flags, converter_command, find_slime,
-                              identity, is_dry_run, not_found_message, write_plan)
+                              is_dry_run, not_found_message, write_plan)
 from suite.training.heldout import cached_heldout_reverse_kl
 from suite.training.trainer import make_teacher
 
@@ -150,7 +150,6 @@ def run_slime_job(cfg: SuiteConfig, command: str, run_name: Callable[[SuiteConfi
     """One sweep point on slime; returns the run row, or None for a dry run (the plan is written and printed)."""
     slime_dir = find_slime(cfg)
     dry_run = is_dry_run(cfg, slime_dir)
-    cfg = identity(cfg)  # a dry run and the real run are one run: same name, same config hash
     run_dir = Path(cfg.runs_dir) / run_name(cfg)
     plan = build_plan(cfg, run_dir, slime_dir)
     check_flags(plan, cfg)
