@@ -27,7 +27,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from suite.paths import RAW_DATA_DIR, REPO_ROOT, TOY_DATA_DIR
+from suite.config import machine_free_path
+from suite.paths import RAW_DATA_DIR, TOY_DATA_DIR
 from suite.prompts import as_chat, problem_of
 from suite.scoring import label_is_scorable
 
@@ -93,9 +94,8 @@ def hub_reachable(timeout_s: float = 2.0) -> bool:
 
 
 def _shown(path: Path) -> str:
-    """Repo-relative when inside the repository (what a user types into an editor), else absolute."""
-    resolved, root = Path(path).resolve(), REPO_ROOT.resolve()
-    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(path)
+    """Repo-relative when inside the repository (what a user types into an editor), else as given."""
+    return machine_free_path(str(path))
 
 
 def _first_bad_line(data: bytes) -> tuple[int, str] | None:
@@ -343,3 +343,9 @@ def rows_fingerprint(rows: list[dict] | tuple[dict, ...]) -> str:
     to notice that the data a result came from has changed."""
     text = json.dumps(list(rows), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def eval_rows_sha256(task: str, source: str, limit: int | None, on_bad_rows: str = "error") -> str:
+    """Fingerprint of the rows lm-eval scores: the task's eval rows (bad ones left out under
+    ``on_bad_rows=skip``), the first ``limit`` of them."""
+    return rows_fingerprint(eval_rows(task, source, on_bad_rows)[:limit])

@@ -51,7 +51,7 @@ def test_values_and_gradients_equal_the_unchunked_computation(mode, chunk):
         teacher = TeacherDistribution(topk_logp_N_K=top.values, topk_ids_N_K=top.indices)
     else:
         teacher = None
-    out = token_stats(h, w, ids, teacher, chunk_size=chunk)
+    out = token_stats(h, w, ids, teacher, chunk_size=chunk, entropy=True)
     assert torch.allclose(out.logp_N, logp.float(), atol=1e-6)
     assert torch.allclose(out.entropy_N, ent.float(), atol=1e-6) and not out.entropy_N.requires_grad
     if kl is None:

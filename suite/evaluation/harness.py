@@ -23,7 +23,7 @@ from pathlib import Path
 
 from suite.config import (ModelConfig, SuiteConfig, config_hash, machine_free_path, task_version,
                           weights_sha256)
-from suite.data import eval_rows, rows_fingerprint, skipped_rows
+from suite.data import eval_rows, eval_rows_sha256, skipped_rows
 from suite.evaluation.context_budget import describe_budget, generation_budget
 from suite.paths import TASKS_DIR, TOY_MODELS_DIR
 from suite.results import SCHEMA_VERSION, append_row, locked, read_rows, write_jsonl_atomic
@@ -44,12 +44,6 @@ def resolve_model(cfg: SuiteConfig) -> tuple[str, ModelConfig]:
     # A checkpoint inherits the student's settings (dtype, thinking) and changes only the path.
     name = f"{path.parent.parent.name}/{path.name}" if path.parent.name == "checkpoints" else path.name
     return "checkpoint", ModelConfig(**{**asdict(cfg.student), "name": name, "path": str(path.resolve())})
-
-
-def eval_rows_sha256(task: str, source: str, limit: int | None, on_bad_rows: str = "error") -> str:
-    """Fingerprint of the rows lm-eval scores: the task's eval rows (bad ones left out under
-    ``on_bad_rows=skip``), the first ``limit`` of them."""
-    return rows_fingerprint(eval_rows(task, source, on_bad_rows)[:limit])
 
 
 def eval_key(cfg: SuiteConfig, model: ModelConfig, weights: str | None) -> str:
@@ -217,7 +211,7 @@ def evaluate(cfg: SuiteConfig, command: str | None = None) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "task": task, "task_version": task_cfg.get("metadata", {}).get("version"), "source": cfg.task.source,
         "limit": cfg.task.limit, **summary, **_data_checks(cfg, budget),
-        "model": {"role": role, "name": model.name, "path": display_path(model.path)},
+        "model": {"role": role, "name": model.name, "path": machine_free_path(model.path)},
         "weights_sha256": weights, "eval_key": eval_key(cfg, model, weights),
         "eval_rows_sha256": eval_rows_sha256(task, cfg.task.source, cfg.task.limit, cfg.task.on_bad_rows),
         "scoring_version": SCORING_VERSION,
@@ -245,11 +239,6 @@ def _data_checks(cfg: SuiteConfig, budget: dict) -> dict:
     return {"on_bad_rows": cfg.task.on_bad_rows, "skipped_rows": len(skipped),
             "skipped_examples": [f"{b.where}: {b.reason}" for b in skipped[:5]],
             "truncated_prompts": budget["truncated_prompts"], "generation_budget": budget}
-
-
-def display_path(path: str) -> str:
-    """Repo-relative for checkpoints inside the repo (rows stay valid in any clone), else as given."""
-    return machine_free_path(path)
 
 
 def _lm_eval_version() -> str:

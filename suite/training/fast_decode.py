@@ -176,7 +176,8 @@ def shared_prompt_hidden(model, batch) -> torch.Tensor:
     new_B[1:] = (prompts_B_P[1:] != prompts_B_P[:-1]).any(1) | (masks_B_P[1:] != masks_B_P[:-1]).any(1)
     first_U = new_B.nonzero().squeeze(-1)
     counts_U = torch.diff(torch.cat([first_U, torch.tensor([B], device=device)]))
-    rep = lambda x: x.repeat_interleave(counts_U, dim=0)  # noqa: E731
+    index_B = torch.repeat_interleave(counts_U, output_size=B)  # the one host sync; each layer then only gathers
+    rep = lambda x: x.index_select(0, index_B)  # noqa: E731
     ids_U_P, mask_U_P = prompts_B_P[first_U], masks_B_P[first_U].bool()
     decoder = model.get_decoder()
 
@@ -273,7 +274,8 @@ class StaticDecoder:
         samples share its prefill), and sample every row's first response token independently."""
         U, P = ids_U_P.shape
         assert int(counts_U.sum()) == self.B and P <= self.Pc
-        rep = lambda x: x.repeat_interleave(counts_U, dim=0)  # noqa: E731
+        index_B = torch.repeat_interleave(counts_U, output_size=self.B)
+        rep = lambda x: x.index_select(0, index_B)  # noqa: E731
         self.valid_B_L.zero_()
         self.valid_B_L[:, self.Pc - P : self.Pc] = rep(mask_U_P.bool())
         self.inv_temperature.fill_(1.0 / temperature)

@@ -65,12 +65,12 @@ def heldout_key(cfg: SuiteConfig, model_path: str | Path) -> str:
     from dataclasses import replace
 
     from suite.config import model_identity, task_version
-    from suite.data import eval_rows, rows_fingerprint
+    from suite.data import eval_rows_sha256
 
     t = cfg.trainer
     key = {"model": model_identity(replace(cfg.student, path=str(model_path))), "teacher": model_identity(cfg.teacher),
            "task": cfg.task.name, "version": task_version(cfg.task.name),
-           "rows": rows_fingerprint(eval_rows(cfg.task.name, cfg.task.source, cfg.task.on_bad_rows)),
+           "rows": eval_rows_sha256(cfg.task.name, cfg.task.source, None, cfg.task.on_bad_rows),
            "prompts": t.kl_eval_prompts, "max_new_tokens": t.rollout_max_response_len, "seed": cfg.seed,
            "teacher_backend": t.teacher_backend, "engine": t.rollout_engine}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]

@@ -57,7 +57,7 @@ class TeacherDistribution:
 class TokenStats:
     logp_N: torch.Tensor
     kl_N: torch.Tensor | None
-    entropy_N: torch.Tensor
+    entropy_N: torch.Tensor | None  # only when asked for: an extra pass over the vocabulary
 
 
 def _chunk_outputs(logits_C_V: torch.Tensor, ids_C: torch.Tensor, teacher: TeacherDistribution,
@@ -74,8 +74,8 @@ def _chunk_outputs(logits_C_V: torch.Tensor, ids_C: torch.Tensor, teacher: Teach
     if teacher.mode == "full":
         with torch.no_grad():
             t_w = teacher.weight_V_H
-            t_logits_C_V = (teacher.hidden_N_H[sl].to(t_w.dtype) @ t_w.T).float()
-        kl_C = opd_math.exact_reverse_kl(logp_C_V, t_logits_C_V)
+            t_logp_C_V = torch.log_softmax(teacher.hidden_N_H[sl].to(t_w.dtype) @ t_w.T, dim=-1, dtype=torch.float32)
+        kl_C = opd_math.reverse_kl_from_logp(logp_C_V, t_logp_C_V)
     elif teacher.mode == "topk":
         kl_C = opd_math.topk_reverse_kl(logp_C_V, teacher.topk_logp_N_K[sl].float(), teacher.topk_ids_N_K[sl])
     return logp_C, kl_C, entropy_C
@@ -83,22 +83,25 @@ def _chunk_outputs(logits_C_V: torch.Tensor, ids_C: torch.Tensor, teacher: Teach
 
 class _ChunkedLMHead(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden_N_H, weight_V_H, ids_N, teacher, chunk_size, compute_dtype):
+    def forward(ctx, hidden_N_H, weight_V_H, ids_N, teacher, chunk_size, compute_dtype, entropy):
         w = weight_V_H.to(compute_dtype)
         n = hidden_N_H.shape[0]
         logp_N = hidden_N_H.new_zeros(n, dtype=torch.float32)
         kl_N = hidden_N_H.new_zeros(n, dtype=torch.float32) if teacher.mode != "none" else None
-        entropy_N = hidden_N_H.new_zeros(n, dtype=torch.float32)
+        entropy_N = hidden_N_H.new_zeros(n, dtype=torch.float32) if entropy else None
         for lo in range(0, n, chunk_size):
             sl = slice(lo, lo + chunk_size)
             logits = hidden_N_H[sl].to(compute_dtype) @ w.T
-            logp_C, kl_C, ent_C = _chunk_outputs(logits, ids_N[sl], teacher, sl, entropy=True)
-            logp_N[sl], entropy_N[sl] = logp_C, ent_C
+            logp_C, kl_C, ent_C = _chunk_outputs(logits, ids_N[sl], teacher, sl, entropy)
+            logp_N[sl] = logp_C
+            if entropy_N is not None:
+                entropy_N[sl] = ent_C
             if kl_N is not None:
                 kl_N[sl] = kl_C
         ctx.save_for_backward(hidden_N_H, weight_V_H, ids_N)
         ctx.teacher, ctx.chunk_size, ctx.compute_dtype = teacher, chunk_size, compute_dtype
-        ctx.mark_non_differentiable(entropy_N)
+        if entropy_N is not None:
+            ctx.mark_non_differentiable(entropy_N)
         return logp_N, kl_N, entropy_N
 
     @staticmethod
@@ -125,20 +128,21 @@ class _ChunkedLMHead(torch.autograd.Function):
             if g_weight is not None:
                 g_weight += (g_logits_C_V.T @ h_C_H).float()
         g_weight = g_weight.to(weight_V_H.dtype) if g_weight is not None else None
-        return g_hidden, g_weight, None, None, None, None
+        return g_hidden, g_weight, None, None, None, None, None
 
 
 def token_stats(hidden_N_H: torch.Tensor, weight_V_H: torch.Tensor, ids_N: torch.Tensor,
                 teacher: TeacherDistribution | None = None, chunk_size: int = DEFAULT_CHUNK,
-                compute_dtype: torch.dtype | None = None) -> TokenStats:
-    """Student log-probs of ``ids_N``, reverse KL to ``teacher`` and entropy, at N positions, chunked.
+                compute_dtype: torch.dtype | None = None, entropy: bool = False) -> TokenStats:
+    """Student log-probs of ``ids_N``, reverse KL to ``teacher`` and (``entropy``) the entropy, at N positions,
+    chunked.
 
     ``compute_dtype`` is the matmul dtype (default: the hidden states'); the softmax and everything
     after it run in float32, as the unchunked path does.
     """
     teacher = teacher or TeacherDistribution()
     cd = compute_dtype or hidden_N_H.dtype
-    logp_N, kl_N, entropy_N = _ChunkedLMHead.apply(hidden_N_H, weight_V_H, ids_N, teacher, chunk_size, cd)
+    logp_N, kl_N, entropy_N = _ChunkedLMHead.apply(hidden_N_H, weight_V_H, ids_N, teacher, chunk_size, cd, entropy)
     return TokenStats(logp_N, kl_N, entropy_N)
 
 

@@ -44,15 +44,6 @@ class MasterWeights:
         for p, m in zip(self.params, self.masters):
             p.copy_(m)
 
-    @torch.no_grad()
-    def load(self, state_dict: dict[str, torch.Tensor], module: torch.nn.Module) -> None:
-        """Masters (and params) from float32 tensors keyed like ``module.named_parameters()``."""
-        by_id = {id(p): m for p, m in zip(self.params, self.masters)}
-        for name, p in module.named_parameters():
-            if id(p) in by_id and name in state_dict:
-                by_id[id(p)].copy_(state_dict[name])
-        self.copy_to_params()
-
     def state_dict(self, module: torch.nn.Module) -> dict[str, torch.Tensor]:
         """The float32 master weights keyed like ``module.state_dict()`` (what checkpoints save)."""
         by_id = {id(p): m for p, m in zip(self.params, self.masters)}
