@@ -25,8 +25,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from suite.config import SuiteConfig, config_hash, family_hash, load_config, run_identity
-from suite.evaluation.harness import cached_eval, display_path, ensure_local_model
+from suite.config import SuiteConfig, config_hash, family_hash, load_config, machine_free_path, run_identity
+from suite.evaluation.harness import cached_eval, ensure_local_model
 from suite.reporting.leaderboard import RUNS_FILE, paired_delta, write_leaderboard
 from suite.results import SCHEMA_VERSION, append_row, locked, write_jsonl_atomic
 from suite.reporting.plots import CURVES_DIR
@@ -96,7 +96,7 @@ def record_run(cfg: SuiteConfig, run_dir: Path, checkpoint: Path, evals: tuple[d
     metrics = read_metrics(run_dir)
     row = {
         "schema": SCHEMA_VERSION, "row_id": f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
-        "kind": "run", "run_name": run_dir.name, "run_dir": display_path(str(run_dir)), "checkpoint": checkpoint.name,
+        "kind": "run", "run_name": run_dir.name, "run_dir": machine_free_path(str(run_dir)), "checkpoint": checkpoint.name,
         "task": cfg.task.name, "task_version": after["task_version"], "teacher": cfg.teacher.name,
         "student": cfg.student.name, "opd_kl_coef": cfg.opd_kl_coef, "reward_scale": cfg.reward_scale,
         "trainer": trainer_record(cfg.trainer), "seed": cfg.seed, "config_hash": config_hash(cfg),

@@ -26,9 +26,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from suite.paths import REPO_ROOT
-from suite.reporting.leaderboard import (RUNS_FILE, families, latest_per_run, replicate_line, seed_matrices)
+from suite.reporting.leaderboard import RUNS_FILE, SCORINGS, compare_after, families, latest_per_run, replicate_line
 from suite.results import EVAL_ROW_KEYS, RUN_ROW_KEYS, read_rows
-from suite.stats import two_level_bootstrap_diff_ci
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ def _seeds(runs: list[dict]) -> str:
 def gate_vs_baseline(results_dir: Path, runs: list[dict], evals: dict[str, dict], th: GateThresholds) -> list[str]:
     failures = []
     for members in families(latest_per_run(runs)).values():
-        line = replicate_line(results_dir, members, evals)
+        line = replicate_line(results_dir, members, evals, scorings=SCORINGS[:1])  # the gates read strict only
         before, after, delta = (line["strict"][k] for k in ("before", "after", "delta"))
         if line["n"] >= th.min_n and delta["ci95"][1] < -th.max_drop_vs_baseline:
             per_seed = ", ".join(f"{100 * v:+.1f}" for v in delta["per_seed"])
@@ -104,16 +103,13 @@ def previous_records(runs: list[dict]) -> dict[str, tuple[list[dict], list[dict]
 def gate_vs_previous(results_dir: Path, runs: list[dict], evals: dict[str, dict], th: GateThresholds) -> list[str]:
     failures = []
     for previous, current in previous_records(runs).values():
-        ids = sorted(set(seed_matrices(results_dir, previous, evals)[0]) & set(seed_matrices(results_dir, current, evals)[0]))
-        _, _, prev_S_N = seed_matrices(results_dir, previous, evals, ids=ids)
-        _, _, cur_S_N = seed_matrices(results_dir, current, evals, ids=ids)
-        lo, hi = two_level_bootstrap_diff_ci(prev_S_N, cur_S_N)
-        prev_acc = sum(map(sum, prev_S_N)) / (len(prev_S_N) * len(ids))
-        cur_acc = sum(map(sum, cur_S_N)) / (len(cur_S_N) * len(ids))
-        if len(ids) >= th.min_n and hi < -th.max_drop_vs_previous:
+        d = compare_after(results_dir, [evals[r["final_row"]] for r in previous],
+                          [evals[r["final_row"]] for r in current], f"the previous and latest rows of {_describe(current)}")
+        (prev_acc, cur_acc), n = d["means"], d["n"]
+        if n >= th.min_n and d["ci95"][1] < -th.max_drop_vs_previous:
             failures.append(f"{_describe(current)}: worse than its previous record (rows "
                             f"{', '.join(r['row_id'] for r in previous)}): {100 * prev_acc:.1f}% -> {100 * cur_acc:.1f}% "
-                            f"(mean over seeds), {_fmt(cur_acc - prev_acc, [lo, hi], len(ids), _seeds(current))} "
+                            f"(mean over seeds), {_fmt(d['delta'], d['ci95'], n, _seeds(current))} "
                             f"(allowed drop {100 * th.max_drop_vs_previous:.1f} points)")
     return failures
 

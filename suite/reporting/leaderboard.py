@@ -118,10 +118,14 @@ def seed_matrices(results_dir: Path, runs: list[dict], evals: dict[str, dict], f
     return None if b is None or a is None else (ids, b, a)
 
 
-def replicate_line(results_dir: Path, runs: list[dict], evals: dict[str, dict]) -> dict:
-    """The aggregated numbers of one configuration's replicates (one run row per seed)."""
+SCORINGS = (("strict", "correct"), ("flexible", "correct_flexible"))
+
+
+def replicate_line(results_dir: Path, runs: list[dict], evals: dict[str, dict], scorings=SCORINGS) -> dict:
+    """The aggregated numbers of one configuration's replicates (one run row per seed), for ``scorings``
+    ((name, samples field) pairs; each costs three two-level bootstraps)."""
     line: dict = {"runs": runs, "seeds": [r["seed"] for r in runs]}
-    for scoring, field in (("strict", "correct"), ("flexible", "correct_flexible")):
+    for scoring, field in scorings:
         found = seed_matrices(results_dir, runs, evals, field)
         if found is None:
             line[scoring] = None
@@ -241,18 +245,22 @@ def group_rows(rows: list[dict]) -> dict[str, list[dict]]:
     return groups
 
 
-def compare_lines(results_dir: Path, a: dict, b: dict) -> dict:
-    """``b - a`` in mean accuracy after training, on the problems both lines scored; two-level interval."""
-    ids = sorted(set(a["_line"]["strict"]["ids"]) & set(b["_line"]["strict"]["ids"]))
+def compare_after(results_dir: Path, a_rows: list[dict], b_rows: list[dict], what: str) -> dict:
+    """``b - a`` in mean strict accuracy of two sets of final eval rows (seeds), on the problems every row
+    scored; two-level interval (seeds, then problems). ``what`` names the two sides in errors."""
+    ids = sorted(set.intersection(*(set(correct_by_id(results_dir, e)) for e in a_rows + b_rows)))
     if not ids:
-        raise ValueError(f"lines {a['config']} and {b['config']} share no scored problems; cannot compare them")
-    after = {}
-    for key, row in (("a", a), ("b", b)):
-        vals = [correct_by_id(results_dir, e) for e in row["_after"]]
-        after[key] = [[v[i] for i in ids] for v in vals]
-    lo, hi = two_level_bootstrap_diff_ci(after["a"], after["b"])
-    delta = _mean([_mean(r) for r in after["b"]]) - _mean([_mean(r) for r in after["a"]])
-    return {"n": len(ids), "delta": delta, "ci95": [lo, hi], "seeds": (len(after["a"]), len(after["b"]))}
+        raise ValueError(f"{what} share no scored problems; cannot compare them")
+    a_S_N, b_S_N = _matrix(results_dir, a_rows, ids, "correct"), _matrix(results_dir, b_rows, ids, "correct")
+    lo, hi = two_level_bootstrap_diff_ci(a_S_N, b_S_N)
+    a_mean, b_mean = _mean([_mean(r) for r in a_S_N]), _mean([_mean(r) for r in b_S_N])
+    return {"n": len(ids), "delta": b_mean - a_mean, "ci95": [lo, hi], "seeds": (len(a_S_N), len(b_S_N)),
+            "means": (a_mean, b_mean)}
+
+
+def compare_lines(results_dir: Path, a: dict, b: dict) -> dict:
+    """``b - a`` in mean accuracy after training (:func:`compare_after` of the two lines' final rows)."""
+    return compare_after(results_dir, a["_after"], b["_after"], f"lines {a['config']} and {b['config']}")
 
 
 def best_vs_rest(results_dir: Path, rows: list[dict]) -> list[str]:
