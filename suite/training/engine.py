@@ -62,7 +62,7 @@ class StaticEngine(GenerateEngine):
     def __init__(self, model, tok, compute, device, share_weights, use_graphs: bool = True, attention: str = "auto"):
         super().__init__(model, tok, compute, device, share_weights)
         self.use_graphs, self.attention, self.decoder = use_graphs, attention, None
-        if not share_weights and fast_decode.supports(self.model):
+        if not share_weights:
             fast_decode.fuse_projections(self.model)  # its own copy: safe to re-lay out (sync copies by name)
 
     def release(self) -> None:

@@ -104,7 +104,9 @@ def fuse_projections(model) -> None:
     """Lay out each layer's q/k/v weights, and its gate/up weights, in one buffer each, the parameters
     becoming views of it: a decode step then runs one matmul per group (fewer, larger kernels). In
     place, values unchanged, no extra memory. Call it before an optimizer takes the parameters (the
-    parameter objects are replaced)."""
+    parameter objects are replaced). A model this module does not support is left as it is."""
+    if not supports(model):
+        return
     for layer in model.get_decoder().layers:
         for owner_of, names, attr in FUSED:
             _fuse(owner_of(layer), names, attr)
@@ -162,6 +164,19 @@ def run_layers(model, x_B_S_H, cos, sin, attend_fn, fn=POINTWISE, fused: bool = 
     return h
 
 
+def prompt_inputs(decoder, ids_U_P: torch.Tensor, mask_U_P: torch.Tensor):
+    """(embeddings, rotary cos, sin, positions, causal mask (U, 1, P, P)) of U left-padded prompts, for a
+    forward over the prompts alone (a pad attends to itself only: no fully masked row, no NaN)."""
+    P, device = ids_U_P.shape[1], ids_U_P.device
+    pos_U_P = (mask_U_P.long().cumsum(-1) - 1).clamp(min=0)
+    causal_P_P = torch.ones(P, P, dtype=torch.bool, device=device).tril()
+    pads_see_themselves = torch.eye(P, dtype=torch.bool, device=device)
+    mask_U_1_P_P = (causal_P_P & (mask_U_P.bool()[:, None, :] | pads_see_themselves))[:, None]
+    x = decoder.embed_tokens(ids_U_P)
+    cos, sin = decoder.rotary_emb(x, pos_U_P)
+    return x, cos, sin, pos_U_P, mask_U_1_P_P
+
+
 def shared_prompt_hidden(model, batch) -> torch.Tensor:
     """Final hidden states predicting each response token of ``batch`` (a RolloutBatch), (B, T, H), as
     :func:`suite.training.policy.response_hidden` computes them, but each distinct prompt (a prompt's
@@ -181,12 +196,7 @@ def shared_prompt_hidden(model, batch) -> torch.Tensor:
     ids_U_P, mask_U_P = prompts_B_P[first_U], masks_B_P[first_U].bool()
     decoder = model.get_decoder()
 
-    pos_U_P = (mask_U_P.long().cumsum(-1) - 1).clamp(min=0)
-    causal_P_P = torch.ones(P, P, dtype=torch.bool, device=device).tril()
-    pads_see_themselves = torch.eye(P, dtype=torch.bool, device=device)  # no fully masked row (NaN)
-    mask_U_1_P_P = (causal_P_P & (mask_U_P[:, None, :] | pads_see_themselves))[:, None]
-    x = decoder.embed_tokens(ids_U_P)
-    cos, sin = decoder.rotary_emb(x, pos_U_P)
+    x, cos, sin, pos_U_P, mask_U_1_P_P = prompt_inputs(decoder, ids_U_P, mask_U_P)
     prompt_kv = []
 
     def over_prompt(i, q, k, v):
@@ -279,12 +289,7 @@ class StaticDecoder:
         self.valid_B_L.zero_()
         self.valid_B_L[:, self.Pc - P : self.Pc] = rep(mask_U_P.bool())
         self.inv_temperature.fill_(1.0 / temperature)
-        pos_U_P = (mask_U_P.long().cumsum(-1) - 1).clamp(min=0)
-        causal_P_P = torch.ones(P, P, dtype=torch.bool, device=self.device).tril()
-        pads_see_themselves = torch.eye(P, dtype=torch.bool, device=self.device)  # no fully masked row (NaN)
-        mask_U_1_P_P = (causal_P_P & (mask_U_P.bool()[:, None, :] | pads_see_themselves))[:, None]
-        x = self.decoder.embed_tokens(ids_U_P)
-        cos, sin = self.decoder.rotary_emb(x, pos_U_P)
+        x, cos, sin, pos_U_P, mask_U_1_P_P = prompt_inputs(self.decoder, ids_U_P, mask_U_P)
 
         def over_prompt(i, q, k, v):
             self.k[i][:, :, self.Pc - P : self.Pc] = rep(k)

@@ -29,11 +29,10 @@ def heldout_reverse_kl(cfg: SuiteConfig, model_path: str | Path, teacher) -> flo
     device = torch.device(t.device)
     precision = Precision(dtype_of(cfg.student.dtype), device)
     model = load_causal_lm(str(model_path), precision.compute, device).eval()
-    if fast_decode.supports(model):
-        fast_decode.fuse_projections(model)
+    fast_decode.fuse_projections(model)
     head, tok = PolicyHead(model, t.lm_head_chunk, share_prompts=True), AutoTokenizer.from_pretrained(model_path)
     engine = make_engine(t.rollout_engine, model, tok, precision.compute, device, share_weights=True)
-    prompts = heldout_rows(cfg, tok)[: t.kl_eval_prompts]  # validated; prompts that fit the context
+    prompts = heldout_rows(cfg, tok, t.kl_eval_prompts)  # validated; prompts that fit the context
     torch.manual_seed(cfg.seed + 12345)
     total, tokens = 0.0, 0.0
     micro = t.micro_batch_size or PROMPTS_PER_BATCH

@@ -74,8 +74,10 @@ def _chunk_outputs(logits_C_V: torch.Tensor, ids_C: torch.Tensor, teacher: Teach
     if teacher.mode == "full":
         with torch.no_grad():
             t_w = teacher.weight_V_H
-            t_logp_C_V = torch.log_softmax(teacher.hidden_N_H[sl].to(t_w.dtype) @ t_w.T, dim=-1, dtype=torch.float32)
-        kl_C = opd_math.reverse_kl_from_logp(logp_C_V, t_logp_C_V)
+            t_logits_C_V = (teacher.hidden_N_H[sl].to(t_w.dtype) @ t_w.T).float()
+        # exact_reverse_kl re-normalises logp_C_V (a no-op in value); dropping it moves the last bits, and
+        # the toy runs' trajectories with them (measured: one seed's accuracy 51.2 -> 38.6% over 150 steps)
+        kl_C = opd_math.exact_reverse_kl(logp_C_V, t_logits_C_V)
     elif teacher.mode == "topk":
         kl_C = opd_math.topk_reverse_kl(logp_C_V, teacher.topk_logp_N_K[sl].float(), teacher.topk_ids_N_K[sl])
     return logp_C, kl_C, entropy_C

@@ -63,12 +63,7 @@ def exact_reverse_kl(logits_student_B_T_V: torch.Tensor, logits_teacher_B_T_V: t
     """Per-position ``sum_v p_s(v) (log p_s(v) - log p_t(v))`` over the whole vocabulary."""
     logp_s = torch.log_softmax(logits_student_B_T_V.float(), dim=-1)
     logp_t = torch.log_softmax(logits_teacher_B_T_V.float(), dim=-1)
-    return reverse_kl_from_logp(logp_s, logp_t)
-
-
-def reverse_kl_from_logp(logp_student_B_T_V: torch.Tensor, logp_teacher_B_T_V: torch.Tensor) -> torch.Tensor:
-    """``exact_reverse_kl`` from normalised log-probs (no second log-softmax over the vocabulary)."""
-    return (logp_student_B_T_V.exp() * (logp_student_B_T_V - logp_teacher_B_T_V)).sum(dim=-1)
+    return (logp_s.exp() * (logp_s - logp_t)).sum(dim=-1)
 
 
 def topk_reverse_kl(

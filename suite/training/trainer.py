@@ -93,7 +93,7 @@ class OPDTrainer:
         self.precision = Precision(dtype_of(student.dtype), dev)
         torch.manual_seed(self.cfg.seed)  # the same initial weights on every rank
         model = load_causal_lm(str(source), torch.float32, dev, student.random_init and not ckpts, self.cfg.seed)
-        if not self.dist.enabled and fast_decode.supports(model):
+        if not self.dist.enabled:
             fast_decode.fuse_projections(model)  # the rollout engine shares these weights; before any optimizer
         self.masters = None
         if not self.dist.enabled and self.precision.compute != torch.float32:
