@@ -36,7 +36,8 @@ def _naive(h, w, ids, ht, wt, mode):
 
 @pytest.mark.parametrize("mode", ["none", "full", "topk"])
 @pytest.mark.parametrize("chunk", [1, 8, 1000])
-def test_values_and_gradients_equal_the_unchunked_computation(mode, chunk):
+@pytest.mark.parametrize("closed_form", [False, True])  # the logits' gradient by autograd (CPU) or in closed form (GPU)
+def test_values_and_gradients_equal_the_unchunked_computation(mode, chunk, closed_form):
     h, w, ids, ht, wt = _inputs(0)
     g = torch.Generator().manual_seed(1)
     c_logp, c_kl = torch.randn(N, generator=g, dtype=torch.float64), torch.randn(N, generator=g, dtype=torch.float64)
@@ -51,7 +52,7 @@ def test_values_and_gradients_equal_the_unchunked_computation(mode, chunk):
         teacher = TeacherDistribution(topk_logp_N_K=top.values, topk_ids_N_K=top.indices)
     else:
         teacher = None
-    out = token_stats(h, w, ids, teacher, chunk_size=chunk, entropy=True)
+    out = token_stats(h, w, ids, teacher, chunk_size=chunk, entropy=True, closed_form=closed_form)
     assert torch.allclose(out.logp_N, logp.float(), atol=1e-6)
     assert torch.allclose(out.entropy_N, ent.float(), atol=1e-6) and not out.entropy_N.requires_grad
     if kl is None:
@@ -91,3 +92,40 @@ def test_no_tensor_of_tokens_times_vocabulary_is_kept_for_backward():
     out = token_stats(h, w, ids, TeacherDistribution(hidden_N_H=ht, weight_V_H=wt), chunk_size=4)
     saved = out.logp_N.grad_fn.saved_tensors
     assert {tuple(t.shape) for t in saved} == {(N, H), (V, H), (N,)}
+
+
+@pytest.mark.parametrize("with_kl", [False, True])
+def test_closed_form_logits_gradient_equals_autograd(with_kl):
+    g = torch.Generator().manual_seed(5)
+    z, zt = (3 * torch.randn(9, V, generator=g, dtype=torch.float64) for _ in range(2))
+    ids = torch.randint(0, V, (9,), generator=g)
+    g_logp, g_kl = torch.randn(9, generator=g, dtype=torch.float64), torch.randn(9, generator=g, dtype=torch.float64)
+    z_ = z.clone().requires_grad_()
+    logp_V = torch.log_softmax(z_, -1)
+    loss = (g_logp * logp_V.gather(-1, ids[:, None]).squeeze(-1)).sum()
+    if with_kl:
+        loss = loss + (g_kl * opd_math.exact_reverse_kl(logp_V, zt)).sum()
+    (expected,) = torch.autograd.grad(loss, [z_])
+    got = opd_math.logits_grad(z, ids, g_logp, zt if with_kl else None, g_kl if with_kl else None)
+    assert got.dtype == z.dtype and torch.allclose(got, expected, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU path (compiled, closed-form gradient) needs CUDA")
+@pytest.mark.parametrize("mode", ["none", "full"])
+def test_cuda_closed_form_path_matches_autograd_in_bf16(mode):
+    """On GPU the chunk outputs are compiled and the logits' gradient is closed-form: same result as autograd."""
+    g = torch.Generator(device="cuda").manual_seed(0)
+    n, h_dim, v = 300, 64, 5000
+    h = torch.randn(n, h_dim, device="cuda", generator=g).bfloat16().requires_grad_()
+    w = (0.2 * torch.randn(v, h_dim, device="cuda", generator=g)).bfloat16().requires_grad_()
+    ids = torch.randint(0, v, (n,), device="cuda", generator=g)
+    teacher = TeacherDistribution(hidden_N_H=torch.randn(n, h_dim, device="cuda", generator=g).bfloat16(),
+                                  weight_V_H=(0.2 * torch.randn(v, h_dim, device="cuda", generator=g)).bfloat16()) \
+        if mode == "full" else None
+    grads = []
+    for closed in (False, True):
+        out = token_stats(h, w, ids, teacher, chunk_size=128, closed_form=closed)
+        loss = out.logp_N.sum() + (out.kl_N.sum() if out.kl_N is not None else 0)
+        grads.append(torch.autograd.grad(loss, [h, w]))
+    for a, b in zip(*grads):
+        assert (a.float() - b.float()).norm() / b.float().norm() < 1e-2

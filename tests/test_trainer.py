@@ -14,7 +14,7 @@ from suite.paths import REPO_ROOT, TOY_MODELS_DIR
 from suite.training.trainer import OPDTrainer, list_checkpoints, read_metrics
 
 TIMING = {"rollout_tok_s", "teacher_tok_s", "train_tok_s", "step_seconds", "rollout_seconds", "teacher_seconds",
-          "update_seconds"}
+          "reward_seconds", "update_seconds"}
 
 
 def tiny_cfg(*overrides):

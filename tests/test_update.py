@@ -3,6 +3,7 @@
 
 import pytest
 import torch
+import torch.utils.checkpoint
 
 from suite.training import opd_math
 from tests.test_trainer import tiny_cfg
@@ -43,18 +44,26 @@ def _grads(trainer):
     return {n: p.grad.clone() for n, p in trainer.head.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("estimator", ["full", "sampled", "topk"])
-def test_micro_batched_chunked_gradient_equals_the_whole_batch_gradient(tmp_path, estimator):
+# Without checkpointing the student's forward shares prompts (fast_decode.shared_prompt_hidden); with it,
+# fast_decode.causal_hidden runs the layers, checkpointed.
+@pytest.mark.parametrize("estimator,checkpointing", [("full", False), ("sampled", False), ("topk", False),
+                                                     ("full", True), ("sampled", True)])
+def test_micro_batched_chunked_gradient_equals_the_whole_batch_gradient(tmp_path, monkeypatch, estimator, checkpointing):
     cfg = tiny_cfg(f"trainer.opd_estimator={estimator}", "trainer.lm_head_chunk=7", "opd_kl_coef=0.7",
-                   "reward_scale=1.5", "trainer.advantage_mode=raw")
+                   "reward_scale=1.5", "trainer.advantage_mode=raw", f"trainer.activation_checkpointing={checkpointing}")
     trainer = OPDTrainer(cfg, tmp_path / "run")
     trainer.setup()
+    assert trainer.head.share_prompts != checkpointing and trainer.head.model.is_gradient_checkpointing == checkpointing
     torch.manual_seed(3)
     batch, group = trainer.rollout()
     assert batch.response_lengths_B.unique().numel() > 1, "the test needs padding between responses"
     scores = trainer.score_teacher(batch)
     _, adv_B = trainer.advantages(batch, group)
     n = batch.input_ids_B_L.shape[0]
+    trainer.head.train()  # as update() does: checkpointing applies in training mode only
+    recomputed = []
+    checkpoint = torch.utils.checkpoint.checkpoint
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", lambda *a, **k: recomputed.append(1) or checkpoint(*a, **k))
 
     trainer.head.zero_grad()
     _reference_loss(trainer, batch, scores, adv_B, estimator).backward()
@@ -64,6 +73,9 @@ def test_micro_batched_chunked_gradient_equals_the_whole_batch_gradient(tmp_path
         trainer.head.zero_grad()
         trainer.accumulate_gradients(batch, scores, adv_B, None, 0, n)
         got = _grads(trainer)
+        layers = trainer.head.model.config.num_hidden_layers
+        assert len(recomputed) == (layers * -(-n // micro) if checkpointing else 0)
+        recomputed.clear()
         assert got.keys() == reference.keys()
         for name in reference:
             assert torch.allclose(got[name], reference[name], atol=1e-6, rtol=1e-4), (micro, name)

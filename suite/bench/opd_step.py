@@ -8,7 +8,8 @@
 
 Runs ``--warmup`` + ``--steps`` real OPD steps of the trainer on the composed config (no checkpoints,
 no evaluation) and reports the median of the timed steps. Phases: rollout (sampling), teacher
-(scoring), update (forward + backward + optimizer). Peak GPU memory is per phase and per GPU.
+(scoring), reward (decoding and scoring the responses, CPU), update (forward + backward + optimizer).
+Peak GPU memory is per phase and per GPU.
 MFU = model FLOPs of the update (forward + backward: 6 x parameters per token for the matmuls,
 attention's S^2 terms, the LM head only at response positions; activation recomputation is not
 counted) over its seconds and the bf16 matmul rate measured on the same GPU in the same run.
@@ -92,8 +93,8 @@ def run(overrides: list[str], steps: int, warmup: int, profile_last: bool = Fals
                 print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float))}), flush=True)
         peaks = trainer.dist.all_gather_object({k: max(m[k] for m in timed) for k in timed[0] if k.startswith("peak_")})
         profile_table = profiled_step(trainer, warmup + steps + 1)[1] if profile_last else None
-    keys = ("rollout_seconds", "teacher_seconds", "update_seconds", "step_seconds", "rollout_tok_s", "teacher_tok_s",
-            "train_tok_s", "update_mfu", "update_tflops", "response_len", "kl_sampled", "kl_exact")
+    keys = ("rollout_seconds", "teacher_seconds", "reward_seconds", "update_seconds", "step_seconds", "rollout_tok_s",
+            "teacher_tok_s", "train_tok_s", "update_mfu", "update_tflops", "response_len", "kl_sampled", "kl_exact")
     report = {"benchmark": "opd_step", "overrides": overrides, "steps": steps, "warmup": warmup,
               "world_size": trainer.dist.world_size, "student": cfg.student.name, "teacher": cfg.teacher.name,
               "estimator": cfg.trainer.opd_estimator, "sequences": cfg.trainer.rollout_batch_size * cfg.trainer.n_samples_per_prompt,
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         print(report["profile"])
     med = report["median"]
     print(f"\n{name}: step {med['step_seconds']:.1f}s = rollout {med['rollout_seconds']:.1f}s "
-          f"({med['rollout_tok_s']:,.0f} tok/s) + teacher {med['teacher_seconds']:.1f}s + update {med['update_seconds']:.1f}s"
+          f"({med['rollout_tok_s']:,.0f} tok/s) + teacher {med['teacher_seconds']:.1f}s + reward {med['reward_seconds']:.1f}s + update {med['update_seconds']:.1f}s"
           + (f" (MFU {100 * med['update_mfu']:.1f}% of {report['bf16_matmul_tflops']:.0f} TFLOP/s)" if "update_mfu" in med else "")
           + f"; peak GB per GPU {report['peak_memory_gb_per_gpu']}")
 

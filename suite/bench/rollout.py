@@ -70,8 +70,26 @@ def _logp_gap(model, batch, dtype, device) -> dict:
     return {"max_abs": gap.max().item(), "mean_abs": (gap.sum() / mask.sum()).item()}
 
 
+def profile_decode_step(engine, replays: int = 20) -> str:
+    """Kernels of one captured decode step (the last bucket's graph), from ``replays`` replays under
+    torch.profiler: the top operators by device time, and the device time of one step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    dec = engine.decoder
+    graph = dec.graphs[max(dec.graphs)]
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(replays):
+            graph.replay()
+        torch.cuda.synchronize()
+    events = prof.key_averages()
+    per_step_ms = sum(e.self_device_time_total for e in events) / replays / 1e3
+    table = events.table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=70)
+    return f"decode step (attend {max(dec.graphs)} columns): {per_step_ms:.3f} ms of kernels a step\n{table}"
+
+
 def bench_model(name: str, device: torch.device, batch: int, samples: int, lengths: list[int], engines: list[str],
-                repeats: int, task: str) -> list[dict]:
+                repeats: int, task: str, profile: bool = False) -> list[dict]:
     from suite.data import train_rows
     from suite.training.engine import ENGINES, StaticEngine
 
@@ -98,10 +116,13 @@ def bench_model(name: str, device: torch.device, batch: int, samples: int, lengt
                            tokens_per_s=tokens / statistics.median(times))
                 if out.sample_logp_B_T is not None:
                     row["logp_vs_trainer"] = _logp_gap(model, out, dtype, device)
+                if profile and getattr(engine, "decoder", None) is not None and engine.decoder.graphs:
+                    row["profile"] = profile_decode_step(engine)
+                    print(row["profile"], flush=True)
             except Exception as err:  # noqa: BLE001 - one failing variant must not lose the others' numbers
                 row["error"] = f"{type(err).__name__}: {err}"[:500]
             rows.append(row)
-            print(json.dumps(row), flush=True)
+            print(json.dumps({k: v for k, v in row.items() if k != "profile"}), flush=True)
             del engine
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -118,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--engines", default="generate,static")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "bench")
+    parser.add_argument("--profile", action="store_true", help="GPU: the kernels of one captured decode step")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     gpu = device.type == "cuda"
@@ -130,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in models:
         task = "toy_arith" if name == "toy" else "dapo_math"
         rows += bench_model(name, device, batch, args.samples_per_prompt, lengths, args.engines.split(","),
-                            args.repeats, task)
+                            args.repeats, task, args.profile)
     machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                "torch": torch.__version__}
     if gpu:
@@ -149,7 +171,8 @@ def _speedups(rows: list[dict]) -> dict:
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| model | engine | batch | new tokens | seconds | tokens/s | logp gap to trainer (max) |", "|---|---|---|---|---|---|---|"]
+    lines = ["| model | engine | batch | new tokens | seconds | tokens/s | logp gap to trainer (max) |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         gap = f"{r['logp_vs_trainer']['max_abs']:.2g}" if "logp_vs_trainer" in r else "-"
         if "error" in r:

@@ -21,7 +21,8 @@ from suite.training import fast_decode
 from suite.training.distributed import copy_weights
 from suite.training.rollout import RolloutBatch, encode_prompts, layout, sample_rollouts
 
-PROMPT_ALIGN = 64  # prompt capacity is rounded up to this, so graphs survive small changes of prompt width
+PROMPT_ALIGN = 16  # prompt capacity is rounded up to this (graphs survive small changes of prompt width; every
+# decode step reads the capacity's columns, so a coarser rounding reads more padding)
 EOS_CHECK_EVERY = 16  # decode steps between host checks for "every sequence has finished"
 
 

@@ -14,18 +14,22 @@ Cache layout, one (B, kv_heads, capacity, head_dim) tensor per layer for keys an
     columns [prompt_capacity, capacity)     generated tokens, column prompt_capacity + t for step t
 
 Positions count from each sequence's first real token (as ``generate`` and the trainer do). A decode
-step attends over the first ``prompt_capacity + bucket`` columns only (one graph per bucket of
-``BUCKET`` steps), so early steps do not read the whole cache. Sampling is exact: argmax of
-``p / E`` with ``E ~ Exp(1)`` i.i.d. picks token v with probability ``p_v`` (the exponential race),
-with no top-k/top-p; it needs no host synchronisation, so it is captured in the graph too.
+step attends over the first ``prompt_capacity + bucket`` columns only (one graph per bucket of steps:
+at most ``MAX_GRAPHS`` buckets of 64 to ``MAX_BUCKET`` steps), so early steps do not read the whole
+cache. Sampling is exact: argmax of ``p / E`` with ``E ~ Exp(1)`` i.i.d. picks token v with
+probability ``p_v`` (the exponential race), with no top-k/top-p; it needs no host synchronisation,
+so it is captured in the graph too.
 """
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
-BUCKET = 256  # decode steps per attention-length bucket (one CUDA graph each)
+MAX_BUCKET, MAX_GRAPHS = 256, 8  # decode steps per attention-length bucket (one CUDA graph each), and graphs a rollout
 
 
 # The decode step's pointwise work, restated as pure functions of tensors (the math of transformers'
@@ -72,6 +76,22 @@ def race_sample(logits_B_V, inv_temperature, exponentials_B_V):
 
 POINTWISE = {"rms_norm": rms_norm, "add_rms_norm": add_rms_norm, "qk_norm_rope": qk_norm_rope,
              "silu_mul": silu_mul, "race_sample": race_sample}
+_COMPILED: dict[bool, dict] = {}
+
+
+def pointwise(device: torch.device, static_shapes: bool = False) -> dict:
+    """The pointwise functions for a forward on ``device``. On GPU each is compiled into fused kernels,
+    forward and backward (HF's modules run ~10 unfused elementwise kernels per norm, in float32: in a
+    training step at real shape that traffic, not the matmuls, was most of the time); ``static_shapes``
+    for captured decode steps, otherwise shapes become dynamic at their first change (micro-batches of
+    new lengths reuse the kernels). On CPU the eager functions (the toy world: compiling costs more
+    than it saves)."""
+    if device.type != "cuda":
+        return POINTWISE
+    if static_shapes not in _COMPILED:
+        _COMPILED[static_shapes] = {name: torch.compile(f, dynamic=False if static_shapes else None, fullgraph=True)
+                                    for name, f in POINTWISE.items()}
+    return _COMPILED[static_shapes]
 
 
 FUSED = ((lambda layer: layer.self_attn, ("q_proj", "k_proj", "v_proj"), "fused_qkv"),
@@ -142,26 +162,53 @@ def _qkv(layer, h_B_S_H, cos, sin, fn, eps: float, fused: bool):
     return q, k, v
 
 
-def run_layers(model, x_B_S_H, cos, sin, attend_fn, fn=POINTWISE, fused: bool = False):
+def run_layers(model, x_B_S_H, cos, sin, attend_fn, fn=POINTWISE, fused: bool = False, checkpoint: bool = False):
     """Every decoder layer on S new tokens per row (the HF model's own weights and linear modules);
     ``attend_fn(i, q, k, v)`` returns layer i's attention output (and may store K/V). Returns the final
-    norm's output, (B, S, H). Differentiable unless ``fused`` (decode only)."""
+    norm's output, (B, S, H). Differentiable unless ``fused`` (decode only); ``checkpoint`` recomputes
+    each layer in backward (activation checkpointing, as HF's ``gradient_checkpointing_enable`` does)."""
     decoder = model.get_decoder()
     layers, eps = decoder.layers, model.config.rms_norm_eps
-    B, S, _ = x_B_S_H.shape
     h = fn["rms_norm"](x_B_S_H, layers[0].input_layernorm.weight, eps)
     for i, layer in enumerate(layers):
-        q, k, v = _qkv(layer, h, cos, sin, fn, eps, fused)
-        out = attend_fn(i, q, k, v)
-        attn_out = layer.self_attn.o_proj(out.transpose(1, 2).reshape(B, S, -1))
-        x_B_S_H, h = fn["add_rms_norm"](x_B_S_H, attn_out, layer.post_attention_layernorm.weight, eps)
-        mlp = layer.mlp
-        gate_up = getattr(mlp, "fused_gate_up", None) if fused else None
-        gate, up = F.linear(h, gate_up).chunk(2, dim=-1) if gate_up is not None else (mlp.gate_proj(h), mlp.up_proj(h))
-        mlp_out = mlp.down_proj(fn["silu_mul"](gate, up))
         next_norm = layers[i + 1].input_layernorm.weight if i + 1 < len(layers) else decoder.norm.weight
-        x_B_S_H, h = fn["add_rms_norm"](x_B_S_H, mlp_out, next_norm, eps)
+        body = functools.partial(_layer, layer, i, next_norm, cos, sin, attend_fn, fn, eps, fused)
+        if checkpoint:
+            x_B_S_H, h = torch.utils.checkpoint.checkpoint(body, x_B_S_H, h, use_reentrant=False)
+        else:
+            x_B_S_H, h = body(x_B_S_H, h)
     return h
+
+
+def _layer(layer, i: int, next_norm, cos, sin, attend_fn, fn, eps: float, fused: bool, x_B_S_H, h_B_S_H):
+    """Decoder layer ``i`` on the residual stream ``x`` and its normalised copy ``h``: returns both after it."""
+    B, S, _ = x_B_S_H.shape
+    q, k, v = _qkv(layer, h_B_S_H, cos, sin, fn, eps, fused)
+    out = attend_fn(i, q, k, v)
+    attn_out = layer.self_attn.o_proj(out.transpose(1, 2).reshape(B, S, -1))
+    x_B_S_H, h = fn["add_rms_norm"](x_B_S_H, attn_out, layer.post_attention_layernorm.weight, eps)
+    mlp = layer.mlp
+    gate_up = getattr(mlp, "fused_gate_up", None) if fused else None
+    gate, up = F.linear(h, gate_up).chunk(2, dim=-1) if gate_up is not None else (mlp.gate_proj(h), mlp.up_proj(h))
+    mlp_out = mlp.down_proj(fn["silu_mul"](gate, up))
+    return fn["add_rms_norm"](x_B_S_H, mlp_out, next_norm, eps)
+
+
+def causal_hidden(model, ids_B_L: torch.Tensor) -> torch.Tensor:
+    """Final hidden states, (B, L, H), of rows that each start at column 0 (no left padding: positions
+    0, 1, ...), under causal attention alone: a fused causal kernel (flash attention on GPU), no mask.
+    The same math as the HF model's forward, with the pointwise work fused on GPU (:func:`pointwise`)
+    and the layers checkpointed when the model has gradient checkpointing on and gradients are taken."""
+    decoder = model.get_decoder()
+    B, L = ids_B_L.shape
+    x = decoder.embed_tokens(ids_B_L)
+    cos, sin = decoder.rotary_emb(x, torch.arange(L, device=ids_B_L.device)[None].expand(B, L))
+
+    def causal(i, q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+
+    checkpoint = bool(getattr(model, "is_gradient_checkpointing", False)) and torch.is_grad_enabled() and model.training
+    return run_layers(model, x, cos, sin, causal, pointwise(ids_B_L.device), checkpoint=checkpoint)
 
 
 def prompt_inputs(decoder, ids_U_P: torch.Tensor, mask_U_P: torch.Tensor):
@@ -203,7 +250,8 @@ def shared_prompt_hidden(model, batch) -> torch.Tensor:
         prompt_kv.append((k, v))
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask_U_1_P_P, enable_gqa=True)
 
-    h_U_P_H = run_layers(model, x, cos, sin, over_prompt)
+    fn = pointwise(device)
+    h_U_P_H = run_layers(model, x, cos, sin, over_prompt, fn)
 
     pos_B_T = rep(pos_U_P[:, -1:] + 1) + torch.arange(T, device=device)[None]
     causal_T_T = torch.ones(T, T, dtype=torch.bool, device=device).tril()
@@ -216,7 +264,7 @@ def shared_prompt_hidden(model, batch) -> torch.Tensor:
         return F.scaled_dot_product_attention(q, torch.cat([rep(pk), k], dim=2), torch.cat([rep(pv), v], dim=2),
                                               attn_mask=mask_B_1_T_L, enable_gqa=True)
 
-    h_B_T_H = run_layers(model, x, cos, sin, over_prompt_and_response)
+    h_B_T_H = run_layers(model, x, cos, sin, over_prompt_and_response, fn)
     return torch.cat([rep(h_U_P_H[:, -1:]), h_B_T_H[:, :-1]], dim=1)
 
 
@@ -236,6 +284,8 @@ class StaticDecoder:
         self.model, self.decoder = model, model.get_decoder()
         cfg = model.config
         self.B, self.Pc, self.Tmax = batch_size, prompt_capacity, max_new_tokens
+        # Short rollouts get short buckets (less of the cache read in vain), long ones few graphs to capture.
+        self.bucket = min(MAX_BUCKET, max(64, -(-max_new_tokens // (64 * MAX_GRAPHS)) * 64))
         self.capacity = prompt_capacity + max_new_tokens
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
@@ -256,7 +306,7 @@ class StaticDecoder:
         self.attention = attention if attention != "auto" else ("sdpa" if self.device.type == "cuda" else "matmul")
         self.fn = dict(POINTWISE)
         if self.use_graphs:  # fused kernels for the decode step (compiled at the first warm-up, before capture)
-            self.fn.update({name: torch.compile(f, dynamic=False, fullgraph=True) for name, f in POINTWISE.items()})
+            self.fn = pointwise(self.device, static_shapes=True)
 
     # ------------------------------------------------------------------------------ the forward pass
     def _layers(self, x_B_S_H, cos, sin, attend_fn):
@@ -308,6 +358,8 @@ class StaticDecoder:
         """One decode step: feed ``token_B`` at column ``col``, sample the next token."""
         self.valid_B_L.index_fill_(1, self.col, True)
         mask = self.valid_B_L[:, None, None, :attend]
+        if self.attention == "sdpa":  # as an additive bias, made once a step (SDPA would convert it in every layer)
+            mask = torch.zeros(mask.shape, dtype=self.dtype, device=self.device).masked_fill_(~mask, float("-inf"))
         x = self.decoder.embed_tokens(self.token_B[:, None])
         cos, sin = self.decoder.rotary_emb(x, self.pos_B[:, None])
 
@@ -347,7 +399,7 @@ class StaticDecoder:
         if not self.use_graphs:  # eager: attend over exactly the columns written so far
             self._decode(self.Pc + t)
             return
-        attend = min(self.Pc + ((t - 1) // BUCKET + 1) * BUCKET, self.capacity)
+        attend = min(self.Pc + ((t - 1) // self.bucket + 1) * self.bucket, self.capacity)
         if attend not in self.graphs:
             self.graphs[attend] = self._capture(attend)
         self.graphs[attend].replay()

@@ -66,6 +66,28 @@ def exact_reverse_kl(logits_student_B_T_V: torch.Tensor, logits_teacher_B_T_V: t
     return (logp_s.exp() * (logp_s - logp_t)).sum(dim=-1)
 
 
+def logits_grad(logits_C_V: torch.Tensor, ids_C: torch.Tensor, g_logp_C: torch.Tensor,
+                teacher_logits_C_V: torch.Tensor | None = None, g_kl_C: torch.Tensor | None = None) -> torch.Tensor:
+    """Gradient w.r.t. the student's logits ``z`` of ``sum_c g_logp_c * log p_c(y_c) + sum_c g_kl_c * KL(p_c || q_c)``
+    (``p = softmax(z)``, ``q = softmax(teacher_logits)``, ``y = ids``), in closed form:
+
+        d log p(y) / d z_v   = 1[v = y] - p_v
+        d KL(p || q) / d z_v = p_v * (log p_v - log q_v - KL(p || q))
+
+    the same values autograd gives through ``log_softmax``, gather and :func:`exact_reverse_kl`, with
+    one float32 pass instead of a saved (C, V) log-prob tensor and its backward. Returned in ``z``'s dtype.
+    """
+    logp_C_V = torch.log_softmax(logits_C_V.float(), dim=-1)
+    p_C_V = logp_C_V.exp()
+    g_C_V = -g_logp_C.float()[:, None] * p_C_V
+    if teacher_logits_C_V is not None and g_kl_C is not None:
+        diff_C_V = logp_C_V - torch.log_softmax(teacher_logits_C_V.float(), dim=-1)
+        kl_C_1 = (p_C_V * diff_C_V).sum(-1, keepdim=True)
+        g_C_V = g_C_V + g_kl_C.float()[:, None] * p_C_V * (diff_C_V - kl_C_1)
+    g_C_V = g_C_V.scatter_add(-1, ids_C[:, None], g_logp_C.float()[:, None])
+    return g_C_V.to(logits_C_V.dtype)
+
+
 def topk_reverse_kl(
     logp_student_B_T_V: torch.Tensor, topk_logp_teacher_B_T_K: torch.Tensor, topk_ids_B_T_K: torch.Tensor
 ) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 
 from suite.training import fast_decode
 from suite.training.lm_head import DEFAULT_CHUNK, TeacherDistribution, token_stats, topk_logprobs
-from suite.training.policy import dtype_of, load_causal_lm, output_weight, response_hidden, rows
+from suite.training.policy import dtype_of, load_causal_lm, output_weight, response_hidden, rows, shares_prompts
 from suite.training.rollout import RolloutBatch
 
 
@@ -80,9 +80,9 @@ class HFTeacher:
         weight = output_weight(self.model)
         for lo in range(0, B, self.micro_batch_size):
             mb = rows(batch, lo, lo + self.micro_batch_size).to(dev)
-            # Qwen3: each distinct prompt once, its K/V shared by its samples (fast_decode); else one HF forward.
-            h_b_T_H = (fast_decode.shared_prompt_hidden(self.model, mb) if fast_decode.supports(self.model)
-                       else response_hidden(self.model, mb))
+            # Qwen3 on CPU: each distinct prompt once, its K/V shared by its samples; else one causal forward.
+            h_b_T_H = (fast_decode.shared_prompt_hidden(self.model, mb) if shares_prompts(self.model, dev)
+                       else response_hidden(self.model, mb, own_layers=True))
             keep, width, hi = mb.response_mask_B_T.bool(), mb.response_mask_B_T.shape[1], lo + mb.input_ids_B_L.shape[0]
             h_N_H = h_b_T_H[keep]
             stats = token_stats(h_N_H, weight, mb.response_ids_B_T[keep], chunk_size=self.chunk_size)

@@ -44,7 +44,7 @@ from suite.training import fast_decode, opd_math
 from suite.training.distributed import DistContext, full_state_dict, full_tensor, shard
 from suite.training.engine import make_engine
 from suite.training.fit import trainable_rows
-from suite.training.policy import PolicyHead, Precision, dtype_of, load_causal_lm, rows, sequence_logprobs
+from suite.training.policy import PolicyHead, Precision, dtype_of, load_causal_lm, rows, sequence_logprobs, shares_prompts
 from suite.training.precision import MasterWeights
 from suite.training.rollout import RolloutBatch, decode_responses
 from suite.training.teacher import HFTeacher, SGLangTeacher, TeacherBackend, TeacherScores
@@ -101,8 +101,9 @@ class OPDTrainer:
             fast_decode.cast_parameters(model, self.precision.compute)  # buffers (rotary frequencies) stay float32
         if self.t.activation_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        self.head = PolicyHead(model, self.t.lm_head_chunk,
-                               share_prompts=not self.dist.enabled and not self.t.activation_checkpointing)
+        one_process = not self.dist.enabled  # FSDP gathers weights in each layer's own forward: HF's layers then
+        self.head = PolicyHead(model, self.t.lm_head_chunk, own_layers=one_process, share_prompts=one_process
+                               and not self.t.activation_checkpointing and shares_prompts(model, dev))
         if self.dist.enabled:
             shard(self.head, self.precision.compute)
         self.tok = AutoTokenizer.from_pretrained(source if ckpts or not student.tokenizer else student.tokenizer)
@@ -201,16 +202,16 @@ class OPDTrainer:
         micro-batch's loss is its tokens' sum over the global token count.
         """
         (num_tokens,) = self.dist.all_sum([batch.response_mask_B_T[lo:hi].sum().item()])
-        micro, sums = self.t.micro_batch_size or (hi - lo), dict.fromkeys(SUM_METRICS, 0.0)
+        micro, sums = self.t.micro_batch_size or (hi - lo), {}
         for a in range(lo, hi, micro):
             b = min(a + micro, hi)
             if self.dist.enabled:  # reduce gradients once, after the last micro-batch
                 self.head.set_requires_gradient_sync(b == hi)
             loss, part = self._micro_loss(batch, t_scores, adv_B, old_B_T, a, b, num_tokens)
             (loss * self.dist.world_size).backward()  # FSDP averages over ranks; the loss is a global sum
-            for k, v in part.items():
-                sums[k] += v.item()
-        return sums
+            for k, v in part.items():  # summed on the device in float64: no host sync between micro-batches
+                sums[k] = sums[k] + v.double() if k in sums else v.double()
+        return {k: float(sums[k]) if k in sums else 0.0 for k in SUM_METRICS}
 
     def _micro_loss(self, batch, t_scores, adv_B, old_B_T, a: int, b: int, num_tokens: float):
         mb = rows(batch, a, b)
@@ -234,6 +235,7 @@ class OPDTrainer:
         t_scores = self.score_teacher(batch)
         phase.lap("teacher")
         rewards_B, adv_B = self.advantages(batch, group)
+        phase.lap("reward")  # decoding and scoring the responses (CPU): not part of the update's time
         out = self.update(batch, t_scores, adv_B)
         phase.lap("update")
         self.last_batch = batch  # for benchmarks (suite.bench opd_step counts its FLOPs)
