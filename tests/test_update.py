@@ -3,9 +3,8 @@
 
 import pytest
 import torch
-import torch.utils.checkpoint
 
-from suite.training import opd_math
+from suite.training import fast_decode, opd_math
 from tests.test_trainer import tiny_cfg
 from suite.training.trainer import OPDTrainer
 
@@ -60,10 +59,10 @@ def test_micro_batched_chunked_gradient_equals_the_whole_batch_gradient(tmp_path
     scores = trainer.score_teacher(batch)
     _, adv_B = trainer.advantages(batch, group)
     n = batch.input_ids_B_L.shape[0]
-    trainer.head.train()  # as update() does: checkpointing applies in training mode only
-    recomputed = []
-    checkpoint = torch.utils.checkpoint.checkpoint
-    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", lambda *a, **k: recomputed.append(1) or checkpoint(*a, **k))
+    trainer.head.train()
+    layer_runs = []  # fast_decode runs every layer of the student: count them
+    layer = fast_decode._layer
+    monkeypatch.setattr(fast_decode, "_layer", lambda *a, **k: layer_runs.append(1) or layer(*a, **k))
 
     trainer.head.zero_grad()
     _reference_loss(trainer, batch, scores, adv_B, estimator).backward()
@@ -73,9 +72,10 @@ def test_micro_batched_chunked_gradient_equals_the_whole_batch_gradient(tmp_path
         trainer.head.zero_grad()
         trainer.accumulate_gradients(batch, scores, adv_B, None, 0, n)
         got = _grads(trainer)
-        layers = trainer.head.model.config.num_hidden_layers
-        assert len(recomputed) == (layers * -(-n // micro) if checkpointing else 0)
-        recomputed.clear()
+        # per micro-batch, twice each layer: the forward and its recomputation in backward (checkpointing),
+        # or the prompts' pass and the responses' pass (shared prompts)
+        assert len(layer_runs) == 2 * trainer.head.model.config.num_hidden_layers * -(-n // micro)
+        layer_runs.clear()
         assert got.keys() == reference.keys()
         for name in reference:
             assert torch.allclose(got[name], reference[name], atol=1e-6, rtol=1e-4), (micro, name)

@@ -126,8 +126,10 @@ def main(argv: list[str] | None = None) -> None:
         print(report["profile"])
     med = report["median"]
     print(f"\n{name}: step {med['step_seconds']:.1f}s = rollout {med['rollout_seconds']:.1f}s "
-          f"({med['rollout_tok_s']:,.0f} tok/s) + teacher {med['teacher_seconds']:.1f}s + reward {med['reward_seconds']:.1f}s + update {med['update_seconds']:.1f}s"
-          + (f" (MFU {100 * med['update_mfu']:.1f}% of {report['bf16_matmul_tflops']:.0f} TFLOP/s)" if "update_mfu" in med else "")
+          f"({med['rollout_tok_s']:,.0f} tok/s) + teacher {med['teacher_seconds']:.1f}s "
+          f"+ reward {med['reward_seconds']:.1f}s + update {med['update_seconds']:.1f}s"
+          + (f" (MFU {100 * med['update_mfu']:.1f}% of {report['bf16_matmul_tflops']:.0f} TFLOP/s)"
+             if "update_mfu" in med else "")
           + f"; peak GB per GPU {report['peak_memory_gb_per_gpu']}")
 
 

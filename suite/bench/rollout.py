@@ -64,7 +64,7 @@ def _time_engine(engine, chats, new_tokens: int, repeats: int, device) -> tuple[
 def _logp_gap(model, batch, dtype, device) -> dict:
     from suite.training.policy import PolicyHead, Precision, sequence_logprobs
 
-    again = sequence_logprobs(PolicyHead(model), batch.to(device), 8, Precision(dtype, device))
+    again = sequence_logprobs(PolicyHead(model, own_layers=True), batch.to(device), 8, Precision(dtype, device))
     mask = batch.response_mask_B_T.to(device)
     gap = (again - batch.sample_logp_B_T.to(device)).abs() * mask
     return {"max_abs": gap.max().item(), "mean_abs": (gap.sum() / mask.sum()).item()}

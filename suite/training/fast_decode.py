@@ -15,8 +15,8 @@ Cache layout, one (B, kv_heads, capacity, head_dim) tensor per layer for keys an
 
 Positions count from each sequence's first real token (as ``generate`` and the trainer do). A decode
 step attends over the first ``prompt_capacity + bucket`` columns only (one graph per bucket of steps:
-at most ``MAX_GRAPHS`` buckets of 64 to ``MAX_BUCKET`` steps), so early steps do not read the whole
-cache. Sampling is exact: argmax of ``p / E`` with ``E ~ Exp(1)`` i.i.d. picks token v with
+buckets of 64 to ``MAX_BUCKET`` steps, at most ``MAX_GRAPHS`` of them up to 2,048 new tokens), so early
+steps do not read the whole cache. Sampling is exact: argmax of ``p / E`` with ``E ~ Exp(1)`` i.i.d. picks token v with
 probability ``p_v`` (the exponential race), with no top-k/top-p; it needs no host synchronisation,
 so it is captured in the graph too.
 """
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
-MAX_BUCKET, MAX_GRAPHS = 256, 8  # decode steps per attention-length bucket (one CUDA graph each), and graphs a rollout
+MAX_BUCKET, MAX_GRAPHS = 256, 8  # decode steps a bucket (one CUDA graph each), and graphs a rollout up to 2,048 steps
 
 
 # The decode step's pointwise work, restated as pure functions of tensors (the math of transformers'
@@ -77,20 +77,26 @@ def race_sample(logits_B_V, inv_temperature, exponentials_B_V):
 POINTWISE = {"rms_norm": rms_norm, "add_rms_norm": add_rms_norm, "qk_norm_rope": qk_norm_rope,
              "silu_mul": silu_mul, "race_sample": race_sample}
 _COMPILED: dict[bool, dict] = {}
+RECOMPILE_LIMIT = 64  # compiled variants per function: every distinct static shape, grad mode and device
 
 
 def pointwise(device: torch.device, static_shapes: bool = False) -> dict:
     """The pointwise functions for a forward on ``device``. On GPU each is compiled into fused kernels,
     forward and backward (HF's modules run ~10 unfused elementwise kernels per norm, in float32: in a
     training step at real shape that traffic, not the matmuls, was most of the time); ``static_shapes``
-    for captured decode steps, otherwise shapes become dynamic at their first change (micro-batches of
-    new lengths reuse the kernels). On CPU the eager functions (the toy world: compiling costs more
-    than it saves)."""
+    for captured decode steps (one whole graph each, or an error), otherwise shapes become dynamic at
+    their first change (micro-batches of new lengths reuse the kernels). Both sets share torch.compile's
+    cache of each function, and with it one limit on recompilations, raised here: past it a function
+    would run eager (training) or fail (decode). On CPU the eager functions (the toy world: compiling
+    costs more than it saves)."""
     if device.type != "cuda":
         return POINTWISE
     if static_shapes not in _COMPILED:
-        _COMPILED[static_shapes] = {name: torch.compile(f, dynamic=False if static_shapes else None, fullgraph=True)
-                                    for name, f in POINTWISE.items()}
+        import torch._dynamo
+
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+        _COMPILED[static_shapes] = {name: torch.compile(f, dynamic=False if static_shapes else None,
+                                                        fullgraph=static_shapes) for name, f in POINTWISE.items()}
     return _COMPILED[static_shapes]
 
 
@@ -166,18 +172,21 @@ def run_layers(model, x_B_S_H, cos, sin, attend_fn, fn=POINTWISE, fused: bool = 
     """Every decoder layer on S new tokens per row (the HF model's own weights and linear modules);
     ``attend_fn(i, q, k, v)`` returns layer i's attention output (and may store K/V). Returns the final
     norm's output, (B, S, H). Differentiable unless ``fused`` (decode only); ``checkpoint`` recomputes
-    each layer in backward (activation checkpointing, as HF's ``gradient_checkpointing_enable`` does)."""
+    each layer in backward from its residual-stream input alone (activation checkpointing, as HF's
+    ``gradient_checkpointing_enable`` does)."""
     decoder = model.get_decoder()
     layers, eps = decoder.layers, model.config.rms_norm_eps
-    h = fn["rms_norm"](x_B_S_H, layers[0].input_layernorm.weight, eps)
+    h_B_S_H = None if checkpoint else fn["rms_norm"](x_B_S_H, layers[0].input_layernorm.weight, eps)
     for i, layer in enumerate(layers):
         next_norm = layers[i + 1].input_layernorm.weight if i + 1 < len(layers) else decoder.norm.weight
         body = functools.partial(_layer, layer, i, next_norm, cos, sin, attend_fn, fn, eps, fused)
-        if checkpoint:
-            x_B_S_H, h = torch.utils.checkpoint.checkpoint(body, x_B_S_H, h, use_reentrant=False)
+        if checkpoint:  # the layer's input norm is recomputed inside it: one (B, S, H) tensor kept a layer
+            x_B_S_H, h_B_S_H = torch.utils.checkpoint.checkpoint(
+                lambda x, body=body, w=layer.input_layernorm.weight: body(x, fn["rms_norm"](x, w, eps)),
+                x_B_S_H, use_reentrant=False)
         else:
-            x_B_S_H, h = body(x_B_S_H, h)
-    return h
+            x_B_S_H, h_B_S_H = body(x_B_S_H, h_B_S_H)
+    return h_B_S_H
 
 
 def _layer(layer, i: int, next_norm, cos, sin, attend_fn, fn, eps: float, fused: bool, x_B_S_H, h_B_S_H):
@@ -194,21 +203,21 @@ def _layer(layer, i: int, next_norm, cos, sin, attend_fn, fn, eps: float, fused:
     return fn["add_rms_norm"](x_B_S_H, mlp_out, next_norm, eps)
 
 
-def causal_hidden(model, ids_B_L: torch.Tensor) -> torch.Tensor:
+def causal_hidden(model, ids_B_L: torch.Tensor, checkpoint: bool = False) -> torch.Tensor:
     """Final hidden states, (B, L, H), of rows that each start at column 0 (no left padding: positions
-    0, 1, ...), under causal attention alone: a fused causal kernel (flash attention on GPU), no mask.
-    The same math as the HF model's forward, with the pointwise work fused on GPU (:func:`pointwise`)
-    and the layers checkpointed when the model has gradient checkpointing on and gradients are taken."""
+    0, 1, ...), under causal attention alone: one fused causal kernel with no mask (cuDNN's on an H100).
+    The same math as the HF model's forward, with the pointwise work fused on GPU (:func:`pointwise`);
+    ``checkpoint`` recomputes each layer in backward (only while gradients are taken)."""
     decoder = model.get_decoder()
     B, L = ids_B_L.shape
-    x = decoder.embed_tokens(ids_B_L)
-    cos, sin = decoder.rotary_emb(x, torch.arange(L, device=ids_B_L.device)[None].expand(B, L))
+    x_B_L_H = decoder.embed_tokens(ids_B_L)
+    cos, sin = decoder.rotary_emb(x_B_L_H, torch.arange(L, device=ids_B_L.device)[None].expand(B, L))
 
     def causal(i, q, k, v):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
 
-    checkpoint = bool(getattr(model, "is_gradient_checkpointing", False)) and torch.is_grad_enabled() and model.training
-    return run_layers(model, x, cos, sin, causal, pointwise(ids_B_L.device), checkpoint=checkpoint)
+    return run_layers(model, x_B_L_H, cos, sin, causal, pointwise(ids_B_L.device),
+                      checkpoint=checkpoint and torch.is_grad_enabled())
 
 
 def prompt_inputs(decoder, ids_U_P: torch.Tensor, mask_U_P: torch.Tensor):

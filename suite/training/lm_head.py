@@ -85,9 +85,9 @@ def _chunk_outputs(logits_C_V: torch.Tensor, ids_C: torch.Tensor, t_logits_C_V: 
 _COMPILED: dict = {}
 
 
-def _on(device: torch.device, fn):
+def _compiled_on_gpu(device: torch.device, fn):
     """``fn`` compiled into fused kernels on GPU (one pass over a chunk's (C, V) logits instead of several
-    float32 ones), as it is on CPU."""
+    float32 ones); ``fn`` itself on CPU."""
     if device.type != "cuda":
         return fn
     if fn not in _COMPILED:
@@ -114,11 +114,11 @@ class _ChunkedLMHead(torch.autograd.Function):
         logp_N = hidden_N_H.new_zeros(n, dtype=torch.float32)
         kl_N = hidden_N_H.new_zeros(n, dtype=torch.float32) if teacher.mode != "none" else None
         entropy_N = hidden_N_H.new_zeros(n, dtype=torch.float32) if entropy else None
-        outputs = _on(hidden_N_H.device, _chunk_outputs)
+        outputs = _compiled_on_gpu(hidden_N_H.device, _chunk_outputs)
         for lo in range(0, n, chunk_size):
             sl = slice(lo, lo + chunk_size)
-            logits = hidden_N_H[sl].to(compute_dtype) @ w.T
-            logp_C, kl_C, ent_C = outputs(logits, ids_N[sl], *_teacher_chunk(teacher, sl), entropy)
+            logits_C_V = hidden_N_H[sl].to(compute_dtype) @ w.T
+            logp_C, kl_C, ent_C = outputs(logits_C_V, ids_N[sl], *_teacher_chunk(teacher, sl), entropy)
             logp_N[sl] = logp_C
             if entropy_N is not None:
                 entropy_N[sl] = ent_C
@@ -144,13 +144,15 @@ class _ChunkedLMHead(torch.autograd.Function):
         for lo in range(0, hidden_N_H.shape[0], ctx.chunk_size):
             sl = slice(lo, lo + ctx.chunk_size)
             h_C_H = hidden_N_H[sl].to(cd)
-            logits = h_C_H @ w.T
+            logits_C_V = h_C_H @ w.T
             g_kl_C = g_kl_N[sl] if g_kl_N is not None else None
             if ctx.closed_form:
-                t_logits = _teacher_chunk(teacher, sl)[0]
-                g_logits_C_V = _on(logits.device, opd_math.logits_grad)(logits, ids_N[sl], g_logp_N[sl], t_logits, g_kl_C)
+                t_logits_C_V = _teacher_chunk(teacher, sl)[0]
+                grad_fn = _compiled_on_gpu(logits_C_V.device, opd_math.logits_grad)
+                g_logits_C_V = grad_fn(logits_C_V, ids_N[sl], g_logp_N[sl], t_logits_C_V, g_kl_C)
             else:
-                g_logits_C_V = _autograd_logits_grad(logits, ids_N[sl], _teacher_chunk(teacher, sl), g_logp_N[sl], g_kl_C)
+                g_logits_C_V = _autograd_logits_grad(logits_C_V, ids_N[sl], _teacher_chunk(teacher, sl),
+                                                     g_logp_N[sl], g_kl_C)
             if g_hidden is not None:
                 g_hidden[sl] = (g_logits_C_V @ w).to(hidden_N_H.dtype)
             if g_weight is not None:
@@ -159,16 +161,16 @@ class _ChunkedLMHead(torch.autograd.Function):
         return g_hidden, g_weight, None, None, None, None, None, None
 
 
-def _autograd_logits_grad(logits, ids_C, teacher_chunk, g_logp_C, g_kl_C):
+def _autograd_logits_grad(logits_C_V, ids_C, teacher_chunk, g_logp_C, g_kl_C):
     """The chunk's gradient w.r.t. its logits by autograd through :func:`_chunk_outputs` (any KL form)."""
-    logits = logits.detach().requires_grad_()
+    logits_C_V = logits_C_V.detach().requires_grad_()
     with torch.enable_grad():
-        logp_C, kl_C, _ = _chunk_outputs(logits, ids_C, *teacher_chunk, entropy=False)
+        logp_C, kl_C, _ = _chunk_outputs(logits_C_V, ids_C, *teacher_chunk, entropy=False)
         outs, grads = [logp_C], [g_logp_C]
         if kl_C is not None and g_kl_C is not None:
             outs.append(kl_C)
             grads.append(g_kl_C)
-        (g_logits_C_V,) = torch.autograd.grad(outs, [logits], grads)
+        (g_logits_C_V,) = torch.autograd.grad(outs, [logits_C_V], grads)
     return g_logits_C_V
 
 

@@ -55,7 +55,7 @@ def rows(batch: RolloutBatch, lo: int, hi: int) -> RolloutBatch:
                              batch.prompt_width, batch.truncated_B[sl], logp))
 
 
-def response_hidden(model, batch: RolloutBatch, own_layers: bool = False) -> torch.Tensor:
+def response_hidden(model, batch: RolloutBatch, own_layers: bool = False, checkpoint: bool = False) -> torch.Tensor:
     """Final hidden states predicting each response token, (B, T, H).
 
     Each row is shifted left past its prompt padding before the forward, so every row reads
@@ -73,7 +73,7 @@ def response_hidden(model, batch: RolloutBatch, own_layers: bool = False) -> tor
     src_B_L = cols_L[None] + shift_B[:, None]
     ids_B_L = batch.input_ids_B_L.gather(1, src_B_L.clamp(max=L - 1))
     if own_layers and fast_decode.supports(model):
-        out = fast_decode.causal_hidden(model, ids_B_L)
+        out = fast_decode.causal_hidden(model, ids_B_L, checkpoint)
     else:
         out = model.get_decoder()(input_ids=ids_B_L, attention_mask=None, position_ids=cols_L[None].expand(B, L),
                                   use_cache=False).last_hidden_state
@@ -110,19 +110,21 @@ class PolicyHead(torch.nn.Module):
     head reads it outside the HF model's own ``forward``).
     """
 
-    def __init__(self, model, chunk_size: int = DEFAULT_CHUNK, share_prompts: bool = False, own_layers: bool = False):
+    def __init__(self, model, chunk_size: int = DEFAULT_CHUNK, share_prompts: bool = False, own_layers: bool = False,
+                 checkpoint_layers: bool = False):
         """``share_prompts``: run each distinct prompt once for its samples (:func:`fast_decode.shared_prompt_hidden`;
         Qwen3, one process, no activation checkpointing: it calls the layers' modules itself).
-        ``own_layers``: otherwise run the layers through :func:`fast_decode.causal_hidden` (Qwen3, one process)."""
+        ``own_layers``: otherwise run the layers through :func:`fast_decode.causal_hidden` (Qwen3, one process),
+        recomputing each in backward if ``checkpoint_layers``."""
         super().__init__()
         self.model, self.chunk_size = model, chunk_size
         self.share_prompts = share_prompts and fast_decode.supports(model)
-        self.own_layers = own_layers
+        self.own_layers, self.checkpoint_layers = own_layers, checkpoint_layers
 
     def forward(self, batch: RolloutBatch, teacher: TeacherDistribution | None = None,
                 compute_dtype: torch.dtype | None = None) -> TokenStats:
         hidden_B_T_H = (fast_decode.shared_prompt_hidden(self.model, batch) if self.share_prompts
-                        else response_hidden(self.model, batch, self.own_layers))
+                        else response_hidden(self.model, batch, self.own_layers, self.checkpoint_layers))
         mask = batch.response_mask_B_T.bool()
         hidden_N_H = hidden_B_T_H[mask]
         return token_stats(hidden_N_H, output_weight(self.model), batch.response_ids_B_T[mask], teacher,

@@ -44,7 +44,8 @@ from suite.training import fast_decode, opd_math
 from suite.training.distributed import DistContext, full_state_dict, full_tensor, shard
 from suite.training.engine import make_engine
 from suite.training.fit import trainable_rows
-from suite.training.policy import PolicyHead, Precision, dtype_of, load_causal_lm, rows, sequence_logprobs, shares_prompts
+from suite.training.policy import (PolicyHead, Precision, dtype_of, load_causal_lm, rows, sequence_logprobs,
+                                   shares_prompts)
 from suite.training.precision import MasterWeights
 from suite.training.rollout import RolloutBatch, decode_responses
 from suite.training.teacher import HFTeacher, SGLangTeacher, TeacherBackend, TeacherScores
@@ -99,11 +100,12 @@ class OPDTrainer:
         if not self.dist.enabled and self.precision.compute != torch.float32:
             self.masters = MasterWeights(model)  # float32 copies first, then the module computes in bf16
             fast_decode.cast_parameters(model, self.precision.compute)  # buffers (rotary frequencies) stay float32
-        if self.t.activation_checkpointing:
+        ckpt = self.t.activation_checkpointing
+        if ckpt:  # HF's layers (under FSDP) checkpoint by this setting; fast_decode's are told through the head
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         one_process = not self.dist.enabled  # FSDP gathers weights in each layer's own forward: HF's layers then
-        self.head = PolicyHead(model, self.t.lm_head_chunk, own_layers=one_process, share_prompts=one_process
-                               and not self.t.activation_checkpointing and shares_prompts(model, dev))
+        self.head = PolicyHead(model, self.t.lm_head_chunk, own_layers=one_process, checkpoint_layers=ckpt,
+                               share_prompts=one_process and not ckpt and shares_prompts(model, dev))
         if self.dist.enabled:
             shard(self.head, self.precision.compute)
         self.tok = AutoTokenizer.from_pretrained(source if ckpts or not student.tokenizer else student.tokenizer)
@@ -209,7 +211,7 @@ class OPDTrainer:
                 self.head.set_requires_gradient_sync(b == hi)
             loss, part = self._micro_loss(batch, t_scores, adv_B, old_B_T, a, b, num_tokens)
             (loss * self.dist.world_size).backward()  # FSDP averages over ranks; the loss is a global sum
-            for k, v in part.items():  # summed on the device in float64: no host sync between micro-batches
+            for k, v in part.items():  # summed on the device in float64: no host sync for the metrics
                 sums[k] = sums[k] + v.double() if k in sums else v.double()
         return {k: float(sums[k]) if k in sums else 0.0 for k in SUM_METRICS}
 
