@@ -12,7 +12,8 @@ no evaluation) and reports the median of the timed steps. Phases: rollout (sampl
 Peak GPU memory is per phase and per GPU.
 MFU = model FLOPs of the update (forward + backward: 6 x parameters per token for the matmuls,
 attention's S^2 terms, the LM head only at response positions; activation recomputation is not
-counted) over its seconds and the bf16 matmul rate measured on the same GPU in the same run.
+counted; the student only: `full` also recomputes the teacher's logits, uncounted) over its seconds and the
+bf16 matmul rate measured on the same GPU in the same run.
 Results go to ``results/bench/opd_step-<student>-<teacher>-<estimator>-<N>gpu.json``.
 """
 

@@ -82,8 +82,8 @@ RECOMPILE_LIMIT = 64  # compiled variants per function: every distinct static sh
 
 def pointwise(device: torch.device, static_shapes: bool = False) -> dict:
     """The pointwise functions for a forward on ``device``. On GPU each is compiled into fused kernels,
-    forward and backward (HF's modules run ~10 unfused elementwise kernels per norm, in float32: in a
-    training step at real shape that traffic, not the matmuls, was most of the time); ``static_shapes``
+    forward and backward (HF's modules run ~10 unfused elementwise kernels per norm, in float32; fused,
+    the update at the 1.7B shape went from 9.8 to 7.0 s on an H100, results/bench/NOTES.md); ``static_shapes``
     for captured decode steps (one whole graph each, or an error), otherwise shapes become dynamic at
     their first change (micro-batches of new lengths reuse the kernels). Both sets share torch.compile's
     cache of each function, and with it one limit on recompilations, raised here: past it a function
