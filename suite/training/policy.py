@@ -61,7 +61,7 @@ def response_hidden(model, batch: RolloutBatch, own_layers: bool = False, checkp
     Each row is shifted left past its prompt padding before the forward, so every row reads
     ``[prompt | response | padding]`` from column 0: causal attention alone is then exact (a real
     token only sees earlier real tokens), no padding mask is needed, and attention runs as a fused
-    causal kernel (flash attention on GPU) instead of a masked one. Positions are 0, 1, ... from the
+    causal kernel (cuDNN's on an H100) instead of a masked one. Positions are 0, 1, ... from the
     first real token, as before. Response token t of a row whose prompt has n real tokens is
     predicted at column ``n - 1 + t``.
     """
