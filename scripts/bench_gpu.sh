@@ -23,7 +23,7 @@ export PYTHONPATH=/tmp/site:$PWD
 bench() { python3 -m suite.bench "$@"; }
 common="task=dapo_math task.source=local trainer=tutorial trainer.device=cuda trainer.num_rollout=3"
 # One H100 holds the 1.7B student's activations beside the 4B teacher: no recomputation, and the LM head in chunks
-# of 4,096 positions (fewer float32 weight-gradient accumulations; measured 5.6 -> 4.7 s an update)
+# of 4,096 positions (a quarter of the float32 weight-gradient accumulations; results/bench/NOTES.md, v4)
 one_gpu="student=qwen3_1_7b_shape teacher=qwen3_4b_shape trainer.activation_checkpointing=false trainer.lm_head_chunk=4096 trainer.num_rollout=4"
 case "${1:-}" in
   env)

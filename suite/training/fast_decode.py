@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
+from suite.training.kernels import compiled_on_gpu
+
 MAX_BUCKET, MAX_GRAPHS = 256, 8  # decode steps a bucket (one CUDA graph each), and graphs a rollout up to 2,048 steps
 
 
@@ -76,28 +78,14 @@ def race_sample(logits_B_V, inv_temperature, exponentials_B_V):
 
 POINTWISE = {"rms_norm": rms_norm, "add_rms_norm": add_rms_norm, "qk_norm_rope": qk_norm_rope,
              "silu_mul": silu_mul, "race_sample": race_sample}
-_COMPILED: dict[bool, dict] = {}
-RECOMPILE_LIMIT = 64  # compiled variants per function: every distinct static shape, grad mode and device
 
 
 def pointwise(device: torch.device, static_shapes: bool = False) -> dict:
-    """The pointwise functions for a forward on ``device``. On GPU each is compiled into fused kernels,
-    forward and backward (HF's modules run ~10 unfused elementwise kernels per norm, in float32; fused,
-    the update at the 1.7B shape went from 9.8 to 7.0 s on an H100, results/bench/NOTES.md); ``static_shapes``
-    for captured decode steps (one whole graph each, or an error), otherwise shapes become dynamic at
-    their first change (micro-batches of new lengths reuse the kernels). Both sets share torch.compile's
-    cache of each function, and with it one limit on recompilations, raised here: past it a function
-    would run eager (training) or fail (decode). On CPU the eager functions (the toy world: compiling
-    costs more than it saves)."""
-    if device.type != "cuda":
-        return POINTWISE
-    if static_shapes not in _COMPILED:
-        import torch._dynamo
-
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-        _COMPILED[static_shapes] = {name: torch.compile(f, dynamic=False if static_shapes else None,
-                                                        fullgraph=static_shapes) for name, f in POINTWISE.items()}
-    return _COMPILED[static_shapes]
+    """The pointwise functions for a forward on ``device``: compiled into fused kernels on GPU
+    (:func:`kernels.compiled_on_gpu`; HF's modules run ~10 unfused elementwise kernels per norm, in
+    float32: fused, the update at the 1.7B shape went from 9.8 to 7.0 s on an H100,
+    results/bench/NOTES.md), ``static_shapes`` for captured decode steps; the eager functions on CPU."""
+    return {name: compiled_on_gpu(f, device, static_shapes) for name, f in POINTWISE.items()}
 
 
 FUSED = ((lambda layer: layer.self_attn, ("q_proj", "k_proj", "v_proj"), "fused_qkv"),
@@ -313,9 +301,8 @@ class StaticDecoder:
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.pool = None
         self.attention = attention if attention != "auto" else ("sdpa" if self.device.type == "cuda" else "matmul")
-        self.fn = dict(POINTWISE)
-        if self.use_graphs:  # fused kernels for the decode step (compiled at the first warm-up, before capture)
-            self.fn = pointwise(self.device, static_shapes=True)
+        # fused kernels for the decode step when it is captured (compiled at the first warm-up, before capture)
+        self.fn = pointwise(self.device, static_shapes=True) if self.use_graphs else POINTWISE
 
     # ------------------------------------------------------------------------------ the forward pass
     def _layers(self, x_B_S_H, cos, sin, attend_fn):

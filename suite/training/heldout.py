@@ -8,7 +8,7 @@ import torch
 
 from suite.config import SuiteConfig
 from suite.training.fit import heldout_rows
-from suite.training.policy import PolicyHead, Precision, dtype_of, load_causal_lm, rows, shares_prompts
+from suite.training.policy import PolicyHead, Precision, dtype_of, load_causal_lm, rows
 from suite.training import fast_decode
 from suite.training.engine import make_engine
 
@@ -30,7 +30,7 @@ def heldout_reverse_kl(cfg: SuiteConfig, model_path: str | Path, teacher) -> flo
     precision = Precision(dtype_of(cfg.student.dtype), device)
     model = load_causal_lm(str(model_path), precision.compute, device).eval()
     fast_decode.fuse_projections(model)
-    head = PolicyHead(model, t.lm_head_chunk, share_prompts=shares_prompts(model, device), own_layers=True)
+    head = PolicyHead(model, t.lm_head_chunk, own_layers=True)
     tok = AutoTokenizer.from_pretrained(model_path)
     engine = make_engine(t.rollout_engine, model, tok, precision.compute, device, share_weights=True)
     prompts = heldout_rows(cfg, tok, t.kl_eval_prompts)  # validated; prompts that fit the context

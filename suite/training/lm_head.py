@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from suite.training import opd_math
+from suite.training.kernels import compiled_on_gpu
 
 DEFAULT_CHUNK = 1024  # positions per chunk: ~0.6 GB of float32 logits at V = 151,936
 
@@ -82,19 +83,6 @@ def _chunk_outputs(logits_C_V: torch.Tensor, ids_C: torch.Tensor, t_logits_C_V: 
     return logp_C, kl_C, entropy_C
 
 
-_COMPILED: dict = {}
-
-
-def _compiled_on_gpu(device: torch.device, fn):
-    """``fn`` compiled into fused kernels on GPU (one pass over a chunk's (C, V) logits instead of several
-    float32 ones); ``fn`` itself on CPU."""
-    if device.type != "cuda":
-        return fn
-    if fn not in _COMPILED:
-        _COMPILED[fn] = torch.compile(fn, dynamic=None)
-    return _COMPILED[fn]
-
-
 def _teacher_chunk(teacher: TeacherDistribution, sl: slice):
     """The teacher's inputs to the KL for positions ``sl``: (logits, top-K log-probs, top-K ids), None where absent."""
     if teacher.mode == "full":
@@ -114,7 +102,7 @@ class _ChunkedLMHead(torch.autograd.Function):
         logp_N = hidden_N_H.new_zeros(n, dtype=torch.float32)
         kl_N = hidden_N_H.new_zeros(n, dtype=torch.float32) if teacher.mode != "none" else None
         entropy_N = hidden_N_H.new_zeros(n, dtype=torch.float32) if entropy else None
-        outputs = _compiled_on_gpu(hidden_N_H.device, _chunk_outputs)
+        outputs = compiled_on_gpu(_chunk_outputs, hidden_N_H.device)  # one pass over the chunk's logits
         for lo in range(0, n, chunk_size):
             sl = slice(lo, lo + chunk_size)
             logits_C_V = hidden_N_H[sl].to(compute_dtype) @ w.T
@@ -148,7 +136,7 @@ class _ChunkedLMHead(torch.autograd.Function):
             g_kl_C = g_kl_N[sl] if g_kl_N is not None else None
             if ctx.closed_form:
                 t_logits_C_V = _teacher_chunk(teacher, sl)[0]
-                grad_fn = _compiled_on_gpu(logits_C_V.device, opd_math.logits_grad)
+                grad_fn = compiled_on_gpu(opd_math.logits_grad, logits_C_V.device)
                 g_logits_C_V = grad_fn(logits_C_V, ids_N[sl], g_logp_N[sl], t_logits_C_V, g_kl_C)
             else:
                 g_logits_C_V = _autograd_logits_grad(logits_C_V, ids_N[sl], _teacher_chunk(teacher, sl),

@@ -82,12 +82,12 @@ def response_hidden(model, batch: RolloutBatch, own_layers: bool = False, checkp
     return out.gather(1, at_B_T[..., None].expand(-1, -1, out.shape[-1]))
 
 
-def shares_prompts(model, device: torch.device) -> bool:
+def _prompts_worth_sharing(model) -> bool:
     """Whether a forward should run each distinct prompt once (:func:`fast_decode.shared_prompt_hidden`): Qwen3
     on CPU, where the toy world's prompts are most of its tokens. On GPU one causal forward over every row
     (:func:`response_hidden`) is faster: its attention is a fused causal kernel with no mask (measured on an
     H100, 1.7B shape, 64 x 2048 tokens: update 7.7 s shared without checkpointing, 7.0 s causal with it)."""
-    return fast_decode.supports(model) and torch.device(device).type == "cpu"
+    return fast_decode.supports(model) and next(model.parameters()).device.type == "cpu"
 
 
 def output_weight(model) -> torch.Tensor:
@@ -110,21 +110,26 @@ class PolicyHead(torch.nn.Module):
     head reads it outside the HF model's own ``forward``).
     """
 
-    def __init__(self, model, chunk_size: int = DEFAULT_CHUNK, share_prompts: bool = False, own_layers: bool = False,
+    def __init__(self, model, chunk_size: int = DEFAULT_CHUNK, own_layers: bool = False,
                  checkpoint_layers: bool = False):
-        """``share_prompts``: run each distinct prompt once for its samples (:func:`fast_decode.shared_prompt_hidden`;
-        Qwen3, one process, no activation checkpointing: it calls the layers' modules itself).
-        ``own_layers``: otherwise run the layers through :func:`fast_decode.causal_hidden` (Qwen3, one process),
-        recomputing each in backward if ``checkpoint_layers``."""
+        """``own_layers`` (Qwen3, one process: they call the layers' modules themselves): each distinct prompt
+        runs once for its samples where that pays (:func:`fast_decode.shared_prompt_hidden`, CPU, no
+        checkpointing), else the layers run through :func:`fast_decode.causal_hidden`, each recomputed in
+        backward if ``checkpoint_layers``. Otherwise HF's decoder runs (it checkpoints by its own setting)."""
         super().__init__()
         self.model, self.chunk_size = model, chunk_size
-        self.share_prompts = share_prompts and fast_decode.supports(model)
         self.own_layers, self.checkpoint_layers = own_layers, checkpoint_layers
+        self.share_prompts = own_layers and not checkpoint_layers and _prompts_worth_sharing(model)
+
+    def hidden(self, batch: RolloutBatch) -> torch.Tensor:
+        """Final hidden states predicting each response token of ``batch``, (B, T, H)."""
+        if self.share_prompts:
+            return fast_decode.shared_prompt_hidden(self.model, batch)
+        return response_hidden(self.model, batch, self.own_layers, self.checkpoint_layers)
 
     def forward(self, batch: RolloutBatch, teacher: TeacherDistribution | None = None,
                 compute_dtype: torch.dtype | None = None) -> TokenStats:
-        hidden_B_T_H = (fast_decode.shared_prompt_hidden(self.model, batch) if self.share_prompts
-                        else response_hidden(self.model, batch, self.own_layers, self.checkpoint_layers))
+        hidden_B_T_H = self.hidden(batch)
         mask = batch.response_mask_B_T.bool()
         hidden_N_H = hidden_B_T_H[mask]
         return token_stats(hidden_N_H, output_weight(self.model), batch.response_ids_B_T[mask], teacher,

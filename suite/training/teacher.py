@@ -12,9 +12,8 @@ from typing import Protocol
 
 import torch
 
-from suite.training import fast_decode
 from suite.training.lm_head import DEFAULT_CHUNK, TeacherDistribution, token_stats, topk_logprobs
-from suite.training.policy import dtype_of, load_causal_lm, output_weight, response_hidden, rows, shares_prompts
+from suite.training.policy import PolicyHead, dtype_of, load_causal_lm, output_weight, rows
 from suite.training.rollout import RolloutBatch
 
 
@@ -66,6 +65,7 @@ class HFTeacher:
         self.device = torch.device(device)
         self.model = load_causal_lm(path, dtype_of(dtype), self.device, random_init)
         self.model.eval()
+        self.head = PolicyHead(self.model, chunk_size, own_layers=True)  # never sharded: its own layers
         self.micro_batch_size, self.chunk_size = micro_batch_size, chunk_size
         self.compute = dtype_of(dtype)
 
@@ -80,9 +80,7 @@ class HFTeacher:
         weight = output_weight(self.model)
         for lo in range(0, B, self.micro_batch_size):
             mb = rows(batch, lo, lo + self.micro_batch_size).to(dev)
-            # Qwen3 on CPU: each distinct prompt once, its K/V shared by its samples; else one causal forward.
-            h_b_T_H = (fast_decode.shared_prompt_hidden(self.model, mb) if shares_prompts(self.model, dev)
-                       else response_hidden(self.model, mb, own_layers=True))
+            h_b_T_H = self.head.hidden(mb)  # as the student's: shared prompts on CPU, fused layers on GPU
             keep, width, hi = mb.response_mask_B_T.bool(), mb.response_mask_B_T.shape[1], lo + mb.input_ids_B_L.shape[0]
             h_N_H = h_b_T_H[keep]
             stats = token_stats(h_N_H, weight, mb.response_ids_B_T[keep], chunk_size=self.chunk_size)

@@ -44,8 +44,7 @@ from suite.training import fast_decode, opd_math
 from suite.training.distributed import DistContext, full_state_dict, full_tensor, shard
 from suite.training.engine import make_engine
 from suite.training.fit import trainable_rows
-from suite.training.policy import (PolicyHead, Precision, dtype_of, load_causal_lm, rows, sequence_logprobs,
-                                   shares_prompts)
+from suite.training.policy import PolicyHead, Precision, dtype_of, load_causal_lm, rows, sequence_logprobs
 from suite.training.precision import MasterWeights
 from suite.training.rollout import RolloutBatch, decode_responses
 from suite.training.teacher import HFTeacher, SGLangTeacher, TeacherBackend, TeacherScores
@@ -103,9 +102,8 @@ class OPDTrainer:
         ckpt = self.t.activation_checkpointing
         if ckpt:  # HF's layers (under FSDP) checkpoint by this setting; fast_decode's are told through the head
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        one_process = not self.dist.enabled  # FSDP gathers weights in each layer's own forward: HF's layers then
-        self.head = PolicyHead(model, self.t.lm_head_chunk, own_layers=one_process, checkpoint_layers=ckpt,
-                               share_prompts=one_process and not ckpt and shares_prompts(model, dev))
+        # under FSDP, HF's layers: FSDP gathers each layer's weights in the layer module's own forward
+        self.head = PolicyHead(model, self.t.lm_head_chunk, own_layers=not self.dist.enabled, checkpoint_layers=ckpt)
         if self.dist.enabled:
             shard(self.head, self.precision.compute)
         self.tok = AutoTokenizer.from_pretrained(source if ckpts or not student.tokenizer else student.tokenizer)
