@@ -4,6 +4,9 @@
 #   bash scripts/bench_gpu.sh env          # what the machine has; wheels installed (see below)
 #   bash scripts/bench_gpu.sh rollout-a    # generate vs static engine, 1.7B and 4B shapes, batch 64, 256 new tokens
 #   bash scripts/bench_gpu.sh rollout-b    # the same at 2048 new tokens
+#   bash scripts/bench_gpu.sh final-1gpu   # both engines at 256 (1.7B, 4B), the engine alone for 4B at 2048
+#   bash scripts/bench_gpu.sh long-1gpu M  # both engines at 2048 for model M (generate: minutes a run)
+#   bash scripts/bench_gpu.sh kernels-1gpu # GEMM back ends and attention kernels of the 4B decode step
 #   bash scripts/bench_gpu.sh step-1gpu    # OPD step, 1.7B student + 4B teacher, 16 x 4 x 2048, sampled and full
 #   bash scripts/bench_gpu.sh step-2gpu    # OPD step, 4B student + 8B teacher on two GPUs (FSDP), sampled and full
 #   bash scripts/bench_gpu.sh scaling-N    # weak scaling: 16 x 4 per GPU on N GPUs (N = 2, 4, 8; one host)
@@ -50,6 +53,13 @@ case "${1:-}" in
     bench rollout --device cuda --models qwen3-4b,qwen3-1.7b --new-tokens 256 --engines generate,static,static-matmul \
       --repeats 3 --out "$out"
     cp "$out/rollout-cuda.json" "$out/rollout-cuda-256-attention.json" ;;
+  long-1gpu)  # both engines at 2048 new tokens, one model a call (${2:-qwen3-4b}): generate takes minutes there
+    bench rollout --device cuda --models "${2:-qwen3-4b}" --new-tokens 2048 --engines static,generate --repeats 1 --out "$out"
+    cp "$out/rollout-cuda.json" "$out/rollout-cuda-${2:-qwen3-4b}-2048.json" ;;
+  kernels-1gpu)  # GEMM back ends and attention kernels of the 4B decode step; the engine with cuBLAS and cuBLASLt (4B, 256)
+    python3 scripts/bench_decode_kernels.py --out "$out"
+    bench rollout --device cuda --models qwen3-4b --new-tokens 256 --engines generate,static,static-cublaslt --repeats 3 --profile --out "$out"
+    cp "$out/rollout-cuda.json" "$out/rollout-cuda-4b-256-blas.json" ;;
   profile-1gpu)  # kernels of one captured decode step (4B, 256 new tokens) and of one OPD step (as step-1gpu)
     bench rollout --device cuda --models qwen3-4b --new-tokens 256 --engines static --repeats 1 --profile --out "$out"
     cp "$out/rollout-cuda.json" "$out/rollout-cuda-4b-256-profile.json"
@@ -65,6 +75,6 @@ case "${1:-}" in
       student=qwen3_4b_shape teacher=qwen3_8b_shape trainer.opd_estimator=sampled trainer.distributed=fsdp \
       trainer.num_gpus="$n" trainer.rollout_batch_size=$((16 * n)) trainer.global_batch_size=$((64 * n))
     for f in "$out"/opd_step-qwen3-4b-shape-qwen3-8b-shape-sampled-"$n"gpu.json; do cp "$f" "${f%.json}-weak.json"; done ;;
-  *) echo "usage: bash scripts/bench_gpu.sh {env,rollout-a,rollout-b,step-1gpu,step-2gpu,final-1gpu,attention-1gpu,profile-1gpu,scaling-N}"
+  *) echo "usage: bash scripts/bench_gpu.sh {env,rollout-a,rollout-b,step-1gpu,step-2gpu,final-1gpu,long-1gpu [MODEL],attention-1gpu,kernels-1gpu,profile-1gpu,scaling-N}"
      exit 2 ;;
 esac

@@ -45,12 +45,12 @@ def _sync(device: torch.device) -> None:
 
 
 def _time_engine(engine, chats, new_tokens: int, repeats: int, device) -> tuple[list[float], object]:
-    from suite.training.engine import StaticEngine
-
     torch.manual_seed(0)
-    # Warm-up: the static engine compiles and captures every bucket's graph over the whole length;
-    # generate only needs its kernels loaded, so a short run saves minutes of GPU time at 2048 tokens.
-    engine.sample(chats, 1.0, new_tokens if isinstance(engine, StaticEngine) else min(new_tokens, 32), True)
+    # Warm-up over the whole length for every engine: the static engine compiles and captures every
+    # bucket's graph; generate's first full-length run was ~1.9x slower than its next ones after a
+    # 32-token warm-up (an H200, 4B shape, 256 tokens: 17.6 s, then 9.2 and 9.6 s), its caching
+    # allocator and kernels meeting each cache length for the first time.
+    engine.sample(chats, 1.0, new_tokens, True)
     times, batch = [], None
     for _ in range(repeats):
         _sync(device)
@@ -102,8 +102,10 @@ def bench_model(name: str, device: torch.device, batch: int, samples: int, lengt
     chats = [p for p in prompts for _ in range(samples)]
     rows = []
     for new_tokens in lengths:
-        for engine_name in engines:  # variants: static-eager (no CUDA graphs), static-matmul (matmul attention)
-            base, _, variant = engine_name.partition("-")
+        for engine_name in engines:  # variants: static-eager (no CUDA graphs), static-matmul (matmul attention),
+            base, _, variant = engine_name.partition("-")  # static-cublaslt (matmuls through cuBLASLt)
+            if device.type == "cuda":
+                torch.backends.cuda.preferred_blas_library("cublaslt" if variant == "cublaslt" else "cublas")
             cls = ENGINES[base]
             engine = cls(model, tok, dtype, device, True) if cls is not StaticEngine else StaticEngine(
                 model, tok, dtype, device, True, use_graphs=variant != "eager",
