@@ -5,7 +5,7 @@
 A decode step is ~5 matmuls with M=64 rows over each layer's weights plus one attention of a single
 query per row over the KV cache: both bound by memory traffic, so each variant is reported in TB/s of
 the bytes it must read. Every timing replays a CUDA graph that runs the op over 36 distinct layers'
-tensors (as a decode step does: no layer's weights stay in L2 for the next), median of 20 replays.
+tensors (as a decode step does: no layer's weights stay in L2 for the next), median of the replays.
 
 GEMM back ends: cuBLAS (PyTorch's default), cuBLASLt, cuBLAS on the transposed problem or on rows
 padded to 128 (other kernel families), and Inductor's max-autotune choice (Triton templates against
@@ -20,36 +20,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import triton.testing
 
 B, LAYERS, HIDDEN, HEADS, KV_HEADS, HEAD_DIM, FFN, VOCAB = 64, 36, 2560, 32, 8, 128, 9728, 151936
 GEMMS = {"qkv": (HEADS * HEAD_DIM + 2 * KV_HEADS * HEAD_DIM, HIDDEN), "o": (HIDDEN, HEADS * HEAD_DIM),
          "gate_up": (2 * FFN, HIDDEN), "down": (HIDDEN, FFN)}
 
 
-def graph_ms(run, replays: int = 20) -> float:
-    """Median milliseconds of one replay of a CUDA graph of ``run()`` (after two eager warm-ups)."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        run(), run()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        run()
-    times = []
-    for _ in range(replays):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+def graph_ms(run) -> float:
+    """Median milliseconds of ``run()`` replayed as one CUDA graph (triton's ``do_bench_cudagraph``)."""
+    return triton.testing.do_bench_cudagraph(run, rep=20, return_mode="median")
 
 
 def transposed(x_M_K, w_N_K):
@@ -118,32 +102,34 @@ def attention_rows(lengths: list[int]) -> list[dict]:
         def score_mod(score, b, h, q_idx, kv_idx):
             return torch.where(valid_B_L[b, kv_idx], score, -float("inf"))
 
-        variants = {
-            "sdpa-gqa-mask (engine)": lambda k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=bias, enable_gqa=True),
-            "sdpa-grouped-mask": lambda k, v: F.scaled_dot_product_attention(q.view(B, g, r, D), k, v, attn_mask=bias),
-            "flex-gqa-score-mod": lambda k, v: flex(q, k, v, score_mod=score_mod, enable_gqa=True),
-            "flash-grouped-no-mask (bound)": lambda k, v: F.scaled_dot_product_attention(q.view(B, g, r, D), k, v),
-        }
         # Left-aligned rows (each row's tokens in columns [0, used_B)): flash's variable-length kernel reads
         # only the used columns of each row (``seqused_k``), so no padding or unwritten column is read.
         used_B = valid_B_L.sum(-1).to(torch.int32)
         left = [tuple(_left_aligned(c, valid_B_L) for c in kv) for kv in caches]
         cu_q = torch.arange(B + 1, device=dev, dtype=torch.int32)
-        cu_k = cu_q * L
 
         def flash_varlen(k_T_g_D, v_T_g_D):
             out = torch.ops.aten._flash_attention_forward(
-                q.view(B, HEADS, D), k_T_g_D, v_T_g_D, cu_q, cu_k, 1, L, 0.0, False, False, seqused_k=used_B)[0]
+                q.view(B, HEADS, D), k_T_g_D, v_T_g_D, cu_q, cu_q * L, 1, L, 0.0, False, False, seqused_k=used_B)[0]
             return out.view(B, HEADS, 1, D)
 
-        variants["flash-varlen-seqused (left-aligned)"] = flash_varlen
-        reference = variants["sdpa-gqa-mask (engine)"](*caches[0]).float()
-        for name, fn in variants.items():
+        # name: (attention of one layer's cache, every layer's cache as it takes them, masked like the engine)
+        variants = {
+            "sdpa-gqa-mask (engine)": (lambda k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=bias, enable_gqa=True),
+                                       caches, True),
+            "sdpa-grouped-mask": (lambda k, v: F.scaled_dot_product_attention(q.view(B, g, r, D), k, v, attn_mask=bias),
+                                  caches, True),
+            "flex-gqa-score-mod": (lambda k, v: flex(q, k, v, score_mod=score_mod, enable_gqa=True), caches, True),
+            "flash-grouped-no-mask (bound)": (lambda k, v: F.scaled_dot_product_attention(q.view(B, g, r, D), k, v),
+                                              caches, False),
+            "flash-varlen-seqused (left-aligned)": (flash_varlen, left, True),
+        }
+        reference = variants["sdpa-gqa-mask (engine)"][0](*caches[0]).float()
+        for name, (fn, layers, masked) in variants.items():
             row = {"attention": name, "batch": B, "columns": L, "layers": LAYERS}
             try:
-                layers = left if "varlen" in name else caches
-                out = fn(*layers[0]).reshape(B, HEADS, 1, D).float()
-                if "no-mask" not in name:
+                if masked:
+                    out = fn(*layers[0]).reshape(B, HEADS, 1, D).float()
                     row["max_abs_vs_engine"] = (out - reference).abs().max().item()
                 ms = graph_ms(lambda fn=fn, layers=layers: [fn(k, v) for k, v in layers])
                 row.update(ms=ms, us_per_layer=ms * 1e3 / LAYERS, tb_per_s=gbytes / ms,
