@@ -53,7 +53,8 @@ case "${1:-}" in
     bench rollout --device cuda --models qwen3-4b,qwen3-1.7b --new-tokens 256 --engines generate,static,static-matmul \
       --repeats 3 --out "$out"
     cp "$out/rollout-cuda.json" "$out/rollout-cuda-256-attention.json" ;;
-  long-1gpu)  # both engines at 2048 new tokens, one model a call (${2:-qwen3-4b}): generate takes minutes there
+  long-1gpu)  # both engines at 2048 new tokens, one model a call (${2:-qwen3-4b}); generate takes minutes a run there
+    # (4B on an H200, run after final-1gpu in one call: not finished inside the 10-minute limit)
     bench rollout --device cuda --models "${2:-qwen3-4b}" --new-tokens 2048 --engines static,generate --repeats 1 --out "$out"
     cp "$out/rollout-cuda.json" "$out/rollout-cuda-${2:-qwen3-4b}-2048.json" ;;
   kernels-1gpu)  # GEMM back ends and attention kernels of the 4B decode step; the engine with cuBLAS and cuBLASLt (4B, 256)
